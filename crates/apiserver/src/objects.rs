@@ -1,0 +1,701 @@
+//! Create, read, update, patch and delete of stored objects, with the rules kube-apiserver applies to
+//! every kind (metadata ownership, optimistic concurrency, finalizers, graceful pod deletion) and the
+//! Service-specific allocation folded into the same store transaction.
+
+use serde_json::{json, Value};
+use store::{Compare, KeyValue, Op, Txn};
+
+use crate::http_util::Params;
+use crate::meta::{self, decode_stored, encode_for_store};
+use crate::resources::{self, Resource};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::services::{self, Plan};
+use crate::status::{ApiError, ApiResult};
+use crate::Server;
+
+/// How many times a read-modify-write (patch, status, finalizer removal) retries on a concurrent write.
+const MAX_RETRIES: usize = 16;
+
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+fn decode_kv(kv: &KeyValue) -> ApiResult<Value> {
+    decode_stored(&kv.value, kv.mod_revision)
+}
+
+fn precondition_rv(obj: &Value) -> Option<i64> {
+    meta::meta_str(obj, "resourceVersion")
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+}
+
+fn continue_token(rv: i64, start: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE
+        .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
+}
+
+fn parse_continue(token: &str) -> ApiResult<(i64, String)> {
+    use base64::Engine;
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok((rv, start.to_string()))
+}
+
+impl Server {
+    pub(crate) async fn namespace_check(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        creating: bool,
+    ) -> ApiResult<()> {
+        let Some(ns) = ns.filter(|_| res.namespaced) else {
+            return Ok(());
+        };
+        let kv = self.store.get(&resources::NAMESPACES.key(None, ns)).await?;
+        match kv {
+            None => Err(ApiError::namespace_not_found(ns)),
+            Some(kv) if creating => {
+                let nsobj = decode_kv(&kv)?;
+                if meta::deletion_requested(&nsobj) {
+                    return Err(ApiError::forbidden(
+                        res,
+                        "",
+                        &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                    ));
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub async fn get_object(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
+        match self.store.get(&res.key(ns, name)).await? {
+            Some(kv) => decode_kv(&kv),
+            None => Err(ApiError::not_found(res, name)),
+        }
+    }
+
+    pub async fn list_objects(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        p: &Params,
+    ) -> ApiResult<Listed> {
+        let labels = LabelSelector::parse(p.label_selector.as_deref().unwrap_or_default())
+            .map_err(ApiError::bad_request)?;
+        let fields =
+            FieldSelector::parse(p.field_selector.as_deref().unwrap_or_default(), res.kind)
+                .map_err(ApiError::bad_request)?;
+        let prefix = res.scope_prefix(ns);
+        let mut start_after = match &p.continue_token {
+            Some(t) => Some(format!("{prefix}{}", parse_continue(t)?.1)),
+            None => None,
+        };
+        let limit = p.limit.unwrap_or(0);
+        let mut items = Vec::new();
+        let mut revision;
+        let mut last_key;
+        loop {
+            // Ask for a little more than needed: selectors may drop some.
+            let page = if limit > 0 { limit.max(64) } else { 0 };
+            let r = self
+                .store
+                .range(&prefix, start_after.as_deref(), page)
+                .await?;
+            revision = r.revision;
+            last_key = None;
+            let n = r.kvs.len();
+            for (i, kv) in r.kvs.iter().enumerate() {
+                let obj = decode_kv(kv)?;
+                if labels.matches(&obj) && fields.matches(&obj) {
+                    items.push(obj);
+                }
+                if limit > 0 && items.len() == limit {
+                    if i + 1 < n || r.more {
+                        last_key = Some(kv.key.clone());
+                    }
+                    break;
+                }
+            }
+            if last_key.is_some() || !r.more || limit == 0 {
+                break;
+            }
+            start_after = r.kvs.last().map(|kv| kv.key.clone());
+        }
+        let continue_token = last_key
+            .as_deref()
+            .map(|k| continue_token(revision, k.strip_prefix(&prefix).unwrap_or(k)));
+        Ok(Listed {
+            items,
+            revision,
+            continue_token,
+            remaining: None,
+        })
+    }
+
+    /// Validates and completes a write of `obj` (replacing `old`, if any): typed check, strict fields,
+    /// kind-specific defaulting/validation and allocation. Returns the object to store and the plan.
+    fn prepare(
+        &self,
+        res: &Resource,
+        mut obj: Value,
+        old: Option<&Value>,
+        sub: Option<&str>,
+        p: &Params,
+        raw: Option<&[u8]>,
+    ) -> ApiResult<(Value, Plan)> {
+        meta::check_type(&mut obj, res)?;
+        if p.strict_fields() {
+            let mut problems: Vec<String> = raw
+                .map(meta::duplicate_fields)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| format!("json: duplicate field \"{f}\""))
+                .collect();
+            let (_, unknown) = meta::typed_roundtrip(res, &obj)?;
+            problems.extend(
+                unknown
+                    .into_iter()
+                    .map(|f| format!("unknown field \"{f}\"")),
+            );
+            if !problems.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    res.kind,
+                    res.version,
+                    res.kind,
+                    problems.join(", ")
+                )));
+            }
+        }
+        let (mut obj, _) = meta::typed_roundtrip(res, &obj)?;
+        // The status subresource changes status only; the main resource never changes status.
+        if res.has_status {
+            if let Some(old) = old {
+                if sub == Some("status") {
+                    let mut merged = old.clone();
+                    merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+                    if merged["status"].is_null() {
+                        merged.as_object_mut().map(|m| m.remove("status"));
+                    }
+                    // Metadata changes other than through the main resource are ignored, as upstream.
+                    merged["metadata"]["resourceVersion"] =
+                        obj["metadata"]["resourceVersion"].clone();
+                    obj = merged;
+                } else if res.kind != "Namespace" || old.get("status").is_some() {
+                    match old.get("status") {
+                        Some(s) => obj["status"] = s.clone(),
+                        None => {
+                            obj.as_object_mut().map(|m| m.remove("status"));
+                        }
+                    }
+                }
+            } else if res.kind == "Service" {
+                // A new Service starts with an empty status; the LB controller fills it.
+                obj["status"] = json!({"loadBalancer": {}});
+            }
+        }
+        let name = meta::name(&obj).to_string();
+        let errs = validate_meta(res, &obj, old);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid_fields(res, &name, &errs));
+        }
+        match res.kind {
+            "Service" => services::prepare_write(&self.allocs, &obj, old, sub == Some("status")),
+            "Namespace" => {
+                if old.is_none() {
+                    obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                    obj["status"] = json!({"phase": "Active"});
+                    let labels = meta::meta_mut(&mut obj)
+                        .entry("labels")
+                        .or_insert_with(|| json!({}));
+                    labels["kubernetes.io/metadata.name"] = json!(name);
+                }
+                Ok((obj, Plan::default()))
+            }
+            _ => Ok((obj, Plan::default())),
+        }
+    }
+
+    pub async fn create_object(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        mut obj: Value,
+        p: &Params,
+        raw: Option<&[u8]>,
+    ) -> ApiResult<Value> {
+        if res.read_only {
+            return Err(ApiError::method_not_supported(res, "create"));
+        }
+        meta::check_type(&mut obj, res)?;
+        if let (Some(url_ns), Some(body_ns)) = (ns, meta::meta_str(&obj, "namespace")) {
+            if res.namespaced && !body_ns.is_empty() && body_ns != url_ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        if meta::name(&obj).is_empty() {
+            match meta::meta_str(&obj, "generateName").filter(|g| !g.is_empty()) {
+                Some(g) => {
+                    let n = meta::generate_name(g);
+                    meta::meta_mut(&mut obj).insert("name".into(), json!(n));
+                }
+                None => {
+                    return Err(ApiError::invalid_fields(
+                        res,
+                        "",
+                        &[api::field::FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    ))
+                }
+            }
+        }
+        self.namespace_check(res, ns, true).await?;
+        meta::init_new(&mut obj, ns.filter(|_| res.namespaced));
+        let name = meta::name(&obj).to_string();
+        let (obj, plan) = self.prepare(res, obj, None, None, p, raw)?;
+        let key = res.key(ns, &name);
+        let mut txn = Txn::new().when(Compare::Absent(key.clone()));
+        txn.compares.extend(plan.compares.iter().cloned());
+        txn.ops.push(Op::Put(key, encode_for_store(&obj)));
+        txn.ops.extend(plan.ops.iter().cloned());
+        if p.dry_run {
+            self.allocs.finish(&plan, false);
+            return Ok(obj);
+        }
+        let resp = self.store.txn(txn).await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                self.allocs.finish(&plan, false);
+                return Err(e.into());
+            }
+        };
+        self.allocs.finish(&plan, resp.succeeded);
+        if !resp.succeeded {
+            return match resp.failed_compare {
+                Some(0) => Err(ApiError::already_exists(res, &name)),
+                // An allocation key was taken by another writer (another API server): the client retries.
+                _ => Err(ApiError::conflict_msg(
+                    res,
+                    &name,
+                    "an allocated value was taken concurrently; please retry",
+                )),
+            };
+        }
+        let mut obj = obj;
+        meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(resp.revision.to_string()));
+        Ok(obj)
+    }
+
+    /// PUT. `sub` is the subresource ("status") if any.
+    pub async fn update_object(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        mut obj: Value,
+        p: &Params,
+        raw: Option<&[u8]>,
+    ) -> ApiResult<(Value, bool)> {
+        if res.read_only {
+            return Err(ApiError::method_not_supported(res, "update"));
+        }
+        meta::check_type(&mut obj, res)?;
+        let body_name = meta::name(&obj).to_string();
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if body_name.is_empty() {
+            meta::meta_mut(&mut obj).insert("name".into(), json!(name));
+        }
+        let key = res.key(ns, name);
+        let Some(kv) = self.store.get(&key).await? else {
+            // Some kinds accept PUT as create (kube-apiserver's AllowCreateOnUpdate).
+            if matches!(res.kind, "Endpoints" | "Event" | "Lease") && sub.is_none() {
+                return Ok((self.create_object(res, ns, obj, p, raw).await?, true));
+            }
+            return Err(ApiError::not_found(res, name));
+        };
+        let old = decode_kv(&kv)?;
+        if let Some(rv) = precondition_rv(&obj) {
+            if rv != kv.mod_revision {
+                return Err(ApiError::conflict(res, name));
+            }
+        }
+        let out = self
+            .write_update(res, ns, name, sub, obj, &old, kv.mod_revision, p, raw)
+            .await?;
+        Ok((out, false))
+    }
+
+    /// The write of an update whose preconditions were checked against `old` at `old_rev`.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        mut obj: Value,
+        old: &Value,
+        old_rev: i64,
+        p: &Params,
+        raw: Option<&[u8]>,
+    ) -> ApiResult<Value> {
+        meta::keep_immutable(&mut obj, old);
+        if precondition_rv(&obj).is_none() {
+            // Unconditional update: validation sees the stored version, as upstream fills it in.
+            meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(old_rev.to_string()));
+        }
+        if meta::meta(old).and_then(|m| m.get("namespace")).is_some() && ns.is_some() {
+            meta::meta_mut(&mut obj).insert("namespace".into(), json!(ns));
+        }
+        let (obj, plan) = self.prepare(res, obj, Some(old), sub, p, raw)?;
+        let key = res.key(ns, name);
+        // Removing the last finalizer of an object being deleted completes its deletion.
+        let finishing = meta::deletion_requested(&obj)
+            && meta::finalizers(&obj).is_empty()
+            && !is_graceful_pod(res, &obj);
+        let mut txn = Txn::new().when(Compare::ModRevision(key.clone(), old_rev));
+        txn.compares.extend(plan.compares.iter().cloned());
+        let mut release = Plan::default();
+        if finishing {
+            if res.kind == "Service" {
+                release = services::release_plan(&self.allocs, old);
+            }
+            txn.ops.push(Op::Delete(key));
+            txn.ops.extend(release.ops.iter().cloned());
+        } else {
+            txn.ops.push(Op::Put(key, encode_for_store(&obj)));
+            txn.ops.extend(plan.ops.iter().cloned());
+        }
+        if p.dry_run {
+            self.allocs.finish(&plan, false);
+            return Ok(obj);
+        }
+        let resp = match self.store.txn(txn).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.allocs.finish(&plan, false);
+                return Err(e.into());
+            }
+        };
+        self.allocs.finish(&plan, resp.succeeded);
+        if !resp.succeeded {
+            return Err(ApiError::conflict(res, name));
+        }
+        if finishing {
+            self.allocs.finish(&release, true);
+        }
+        let mut obj = obj;
+        meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(resp.revision.to_string()));
+        Ok(obj)
+    }
+
+    pub async fn patch_object(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+        p: &Params,
+    ) -> ApiResult<Value> {
+        if res.read_only {
+            return Err(ApiError::method_not_supported(res, "patch"));
+        }
+        let ptype = ::patch::PatchType::from_content_type(content_type)
+            .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+        let key = res.key(ns, name);
+        for _ in 0..MAX_RETRIES {
+            let Some(kv) = self.store.get(&key).await? else {
+                return Err(ApiError::not_found(res, name));
+            };
+            let old = decode_kv(&kv)?;
+            let patched = ::patch::apply_patch(res.kind, &old, ptype, body).map_err(patch_error)?;
+            if let Some(rv) = precondition_rv(&patched) {
+                if rv != kv.mod_revision {
+                    return Err(ApiError::conflict(res, name));
+                }
+            }
+            if meta::name(&patched) != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta::name(&patched)
+                )));
+            }
+            match self
+                .write_update(res, ns, name, sub, patched, &old, kv.mod_revision, p, None)
+                .await
+            {
+                Err(e) if e.code == 409 && e.body["reason"] == "Conflict" => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::conflict(res, name))
+    }
+
+    /// DELETE of one object, with graceful pod deletion, finalizers and allocation release.
+    pub async fn delete_object(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        p: &Params,
+        precondition: Option<(Option<String>, Option<String>)>,
+    ) -> ApiResult<Value> {
+        if res.read_only {
+            return Err(ApiError::method_not_supported(res, "delete"));
+        }
+        let key = res.key(ns, name);
+        for _ in 0..MAX_RETRIES {
+            let Some(kv) = self.store.get(&key).await? else {
+                return Err(ApiError::not_found(res, name));
+            };
+            let mut obj = decode_kv(&kv)?;
+            if let Some((uid, rv)) = &precondition {
+                if uid.as_deref().is_some_and(|u| u != meta::uid(&obj)) {
+                    return Err(ApiError::conflict_msg(
+                        res,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                            uid.as_deref().unwrap_or_default(),
+                            meta::uid(&obj)
+                        ),
+                    ));
+                }
+                if rv
+                    .as_deref()
+                    .is_some_and(|r| r != kv.mod_revision.to_string())
+                {
+                    return Err(ApiError::conflict_msg(res, name, &format!(
+                        "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
+                        rv.as_deref().unwrap_or_default(),
+                        kv.mod_revision
+                    )));
+                }
+            }
+            if res.kind == "Namespace" {
+                if ["default", "kube-system", "kube-public"].contains(&name) {
+                    return Err(ApiError::forbidden(
+                        res,
+                        name,
+                        "this namespace may not be deleted",
+                    ));
+                }
+                if meta::deletion_requested(&obj) || p.dry_run {
+                    return Ok(obj);
+                }
+                // Terminating until the garbage collector has emptied it.
+                meta::meta_mut(&mut obj)
+                    .insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+                obj["status"] = json!({"phase": "Terminating"});
+                let txn = Txn::new()
+                    .when(Compare::ModRevision(key.clone(), kv.mod_revision))
+                    .then(Op::Put(key.clone(), encode_for_store(&obj)));
+                let resp = self.store.txn(txn).await?;
+                if !resp.succeeded {
+                    continue;
+                }
+                meta::meta_mut(&mut obj)
+                    .insert("resourceVersion".into(), json!(resp.revision.to_string()));
+                return Ok(obj);
+            }
+            let grace = self.grace_period(res, &obj, p);
+            let keep = !meta::finalizers(&obj).is_empty() || grace > 0;
+            if p.propagation_policy.as_deref() == Some("Orphan") {
+                self.orphan_dependents(meta::uid(&obj)).await?;
+            }
+            if keep {
+                // Mark for deletion and keep the object until its finalizers are gone or the kubelet removes it.
+                let m = meta::meta_mut(&mut obj);
+                let already = m.contains_key("deletionTimestamp");
+                let cur_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+                if already && cur_grace.is_some_and(|g| g <= grace) {
+                    return Ok(obj);
+                }
+                m.insert("deletionTimestamp".into(), json!(meta::time_after(grace)));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                if p.dry_run {
+                    return Ok(obj);
+                }
+                let txn = Txn::new()
+                    .when(Compare::ModRevision(key.clone(), kv.mod_revision))
+                    .then(Op::Put(key.clone(), encode_for_store(&obj)));
+                let resp = self.store.txn(txn).await?;
+                if !resp.succeeded {
+                    continue;
+                }
+                meta::meta_mut(&mut obj)
+                    .insert("resourceVersion".into(), json!(resp.revision.to_string()));
+                return Ok(obj);
+            }
+            let release = if res.kind == "Service" {
+                services::release_plan(&self.allocs, &obj)
+            } else {
+                Plan::default()
+            };
+            let mut txn = Txn::new()
+                .when(Compare::ModRevision(key.clone(), kv.mod_revision))
+                .then(Op::Delete(key.clone()));
+            txn.ops.extend(release.ops.iter().cloned());
+            if p.dry_run {
+                return Ok(obj);
+            }
+            let resp = self.store.txn(txn).await?;
+            if !resp.succeeded {
+                continue;
+            }
+            self.allocs.finish(&release, true);
+            return Ok(obj);
+        }
+        Err(ApiError::conflict(res, name))
+    }
+
+    /// Grace period for a delete: only pods bound to a node get one (their kubelet finishes the deletion).
+    fn grace_period(&self, res: &Resource, obj: &Value, p: &Params) -> i64 {
+        if res.kind != "Pod" {
+            return 0;
+        }
+        let bound = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !bound || phase == "Succeeded" || phase == "Failed" {
+            return 0;
+        }
+        p.grace_period_seconds
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30)
+            .max(0)
+    }
+
+    pub async fn delete_collection(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        p: &Params,
+    ) -> ApiResult<Value> {
+        let mut lp = p.clone();
+        lp.limit = None;
+        lp.continue_token = None;
+        let listed = self.list_objects(res, ns, &lp).await?;
+        for obj in &listed.items {
+            let ons = meta::meta_str(obj, "namespace");
+            match self.delete_object(res, ons, meta::name(obj), p, None).await {
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+    }
+
+    /// Removes the owner reference to `uid` from every dependent (propagationPolicy=Orphan).
+    async fn orphan_dependents(&self, uid: &str) -> ApiResult<()> {
+        for (res, ns, name) in self.gc.dependents_of(uid) {
+            let patch = |obj: &Value| -> Value {
+                let mut o = obj.clone();
+                if let Some(refs) = o
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+                }
+                o
+            };
+            if let Ok(obj) = self.get_object(res, ns.as_deref(), &name).await {
+                let rv = precondition_rv(&obj).unwrap_or(0);
+                let p = Params::default();
+                let _ = self
+                    .write_update(
+                        res,
+                        ns.as_deref(),
+                        &name,
+                        None,
+                        patch(&obj),
+                        &obj,
+                        rv,
+                        &p,
+                        None,
+                    )
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_graceful_pod(res: &Resource, obj: &Value) -> bool {
+    res.kind == "Pod"
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0)
+}
+
+fn patch_error(e: ::patch::PatchError) -> ApiError {
+    let st = e.status();
+    tracing::debug!(error = %e, "patch rejected");
+    ApiError::from_parts(st.code, st.reason, st.message)
+}
+
+/// ObjectMeta validation for the kinds whose own validation does not cover it.
+fn validate_meta(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<api::field::FieldError> {
+    use api::meta::NameRule;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    if res.kind == "Service" {
+        return Vec::new();
+    }
+    let parse = |v: &Value| {
+        serde_json::from_value::<ObjectMeta>(v.get("metadata").cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let m = parse(obj);
+    match old {
+        Some(o) => api::meta::validate_object_meta_update(&m, &parse(o), "metadata"),
+        None => {
+            let rule = if res.kind == "Namespace" {
+                NameRule::Dns1123Label
+            } else {
+                NameRule::Dns1123Subdomain
+            };
+            api::meta::validate_object_meta(&m, res.namespaced, rule, "metadata")
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Service writes: defaulting and validation (the `api` crate), then allocation of cluster IPs, node
+//! ports and the health-check node port, planned as extra compares and ops of the same store
+//! transaction as the Service itself. Each allocation is a key of its own (`IPAddress` objects under
+//! `/registry/ipaddresses/`, node ports under `/registry/svcplane/nodeports/`), created with an
+//! "absent" compare, so two writers can never take the same value, even from two API servers.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use alloc::{AllocError, IpRange, PortRange};
+use api::field::FieldError;
+use api::service::{ClusterNetworkConfig, IpFamily};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Service;
+use serde_json::{json, Value};
+use store::{Compare, Op};
+
+use crate::resources::SERVICES;
+use crate::status::ApiError;
+
+pub const IP_PREFIX: &str = "/registry/ipaddresses/";
+pub const NODE_PORT_PREFIX: &str = "/registry/svcplane/nodeports/";
+
+pub fn ip_key(ip: &IpAddr) -> String {
+    format!("{IP_PREFIX}{ip}")
+}
+
+pub fn port_key(port: u16) -> String {
+    format!("{NODE_PORT_PREFIX}{port}")
+}
+
+struct Ranges {
+    ips: Vec<(IpFamily, IpRange)>,
+    ports: PortRange,
+}
+
+pub struct ServiceAllocators {
+    ranges: Mutex<Ranges>,
+    pub cidrs: Vec<IpNet>,
+    pub net: ClusterNetworkConfig,
+}
+
+/// What one Service holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Held {
+    pub ips: BTreeSet<IpAddr>,
+    pub ports: BTreeSet<u16>,
+}
+
+pub fn held(svc: &Service) -> Held {
+    let mut h = Held::default();
+    let Some(spec) = &svc.spec else { return h };
+    for ip in spec.cluster_ips.iter().flatten() {
+        if let Ok(ip) = ip.parse() {
+            h.ips.insert(ip);
+        }
+    }
+    for p in spec.ports.iter().flatten() {
+        if let Some(np) = p.node_port.filter(|n| (1..=65535).contains(n)) {
+            h.ports.insert(np as u16);
+        }
+    }
+    if let Some(hc) = spec
+        .health_check_node_port
+        .filter(|n| (1..=65535).contains(n))
+    {
+        h.ports.insert(hc as u16);
+    }
+    h
+}
+
+/// The allocation part of a Service write: ops for the transaction, and what to do to the in-memory
+/// bitmaps once the transaction's outcome is known.
+#[derive(Default, Debug)]
+pub struct Plan {
+    pub compares: Vec<Compare>,
+    pub ops: Vec<Op>,
+    reserved: Held,
+    released: Held,
+}
+
+fn family_of(ip: &IpAddr) -> IpFamily {
+    if ip.is_ipv4() {
+        IpFamily::IPv4
+    } else {
+        IpFamily::IPv6
+    }
+}
+
+fn ip_address_object(ip: &IpAddr, svc: &Service) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IPAddress",
+        "metadata": {
+            "name": ip.to_string(),
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": crate::meta::now_rfc3339(),
+            "labels": {
+                "ipaddress.kubernetes.io/ip-family": family_of(ip).as_str(),
+                "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
+            },
+        },
+        "spec": {"parentRef": {
+            "group": "",
+            "resource": "services",
+            "namespace": svc.metadata.namespace.clone().unwrap_or_default(),
+            "name": svc.metadata.name.clone().unwrap_or_default(),
+        }},
+    })
+}
+
+fn port_owner(svc: &Service) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "namespace": svc.metadata.namespace,
+        "name": svc.metadata.name,
+    }))
+    .unwrap_or_default()
+}
+
+impl ServiceAllocators {
+    pub fn new(cidrs: &[IpNet], node_ports: &str) -> Result<Self, AllocError> {
+        let mut ips = Vec::new();
+        for c in cidrs {
+            let fam = family_of(&c.network());
+            ips.push((fam, IpRange::new(*c)?));
+        }
+        if ips.is_empty() || ips.len() > 2 || (ips.len() == 2 && ips[0].0 == ips[1].0) {
+            return Err(AllocError::InvalidRange(
+                "--service-cluster-ip-range takes one CIDR, or two of different IP families".into(),
+            ));
+        }
+        let ports = PortRange::parse(node_ports)?;
+        let net = ClusterNetworkConfig {
+            service_ip_families: ips.iter().map(|(f, _)| *f).collect(),
+            node_port_range: (ports_bounds(node_ports).0, ports_bounds(node_ports).1),
+        };
+        Ok(Self {
+            ranges: Mutex::new(Ranges { ips, ports }),
+            cidrs: cidrs.to_vec(),
+            net,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ranges> {
+        self.ranges.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// First address of the primary range: the `kubernetes` Service's.
+    pub fn first_ip(&self) -> Option<IpAddr> {
+        self.lock().ips.first().map(|(_, r)| r.first())
+    }
+
+    /// Marks a value found in the store (repair at start, and other API servers' writes).
+    pub fn mark_ip(&self, ip: IpAddr) {
+        let mut r = self.lock();
+        for (_, range) in r.ips.iter_mut() {
+            range.mark(ip);
+        }
+    }
+
+    pub fn mark_port(&self, port: u16) {
+        self.lock().ports.mark(port);
+    }
+
+    pub fn usage(&self) -> Vec<(String, u64, u64)> {
+        let r = self.lock();
+        let mut out: Vec<_> = r
+            .ips
+            .iter()
+            .map(|(_, range)| (range.cidr().to_string(), range.used(), range.size()))
+            .collect();
+        out.push((r.ports.range_string(), r.ports.used(), 0));
+        out
+    }
+
+    /// Fills the allocations `svc` lacks and checks the ones it requests; `old` is the stored Service on
+    /// update. On error nothing stays reserved.
+    pub fn plan(&self, svc: &mut Service, old: Option<&Service>) -> Result<Plan, ApiError> {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let old_held = old.map(held).unwrap_or_default();
+        let mut plan = Plan::default();
+        let mut errors: Vec<FieldError> = Vec::new();
+        let mut r = self.lock();
+        let spec = svc.spec.get_or_insert_with(Default::default);
+        let svc_type = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
+
+        // Cluster IPs, one per requested family.
+        let headless = spec.cluster_ip.as_deref() == Some("None");
+        if svc_type != "ExternalName" && !headless {
+            let families: Vec<String> = spec.ip_families.clone().unwrap_or_default();
+            let mut ips: Vec<String> = spec.cluster_ips.clone().unwrap_or_default();
+            for (i, fam) in families.iter().enumerate() {
+                let Some((_, range)) = r.ips.iter_mut().find(|(f, _)| f.as_str() == fam) else {
+                    continue; // validation reports families the cluster lacks
+                };
+                match ips.get(i).and_then(|s| s.parse::<IpAddr>().ok()) {
+                    Some(ip) if old_held.ips.contains(&ip) => {}
+                    Some(ip) => match range.check_request(ip) {
+                        Ok(()) => {
+                            range.mark(ip);
+                            plan.reserved.ips.insert(ip);
+                        }
+                        Err(e) => errors.push(FieldError::invalid(
+                            "spec.clusterIPs",
+                            json!(ips),
+                            format!("failed to allocate IP {ip}: {e}"),
+                        )),
+                    },
+                    None => match range.pick(&[]) {
+                        Ok(ip) => {
+                            range.mark(ip);
+                            plan.reserved.ips.insert(ip);
+                            if i < ips.len() {
+                                ips[i] = ip.to_string();
+                            } else {
+                                ips.push(ip.to_string());
+                            }
+                        }
+                        Err(e) => {
+                            drop_reserved(&mut r, &plan.reserved);
+                            return Err(ApiError::internal(format!(
+                                "failed to allocate a serviceIP: {e}"
+                            )));
+                        }
+                    },
+                }
+            }
+            if !ips.is_empty() {
+                spec.cluster_ip = Some(ips[0].clone());
+                spec.cluster_ips = Some(ips);
+            }
+        }
+
+        // Node ports.
+        let wants_node_ports = svc_type == "NodePort"
+            || (svc_type == "LoadBalancer"
+                && spec.allocate_load_balancer_node_ports != Some(false));
+        let mut taken_here: Vec<u16> = Vec::new();
+        for (i, p) in spec.ports.iter_mut().flatten().enumerate() {
+            match p.node_port.filter(|n| *n != 0) {
+                Some(np) => {
+                    let Ok(port) = u16::try_from(np) else {
+                        continue;
+                    };
+                    if old_held.ports.contains(&port) || taken_here.contains(&port) {
+                        taken_here.push(port);
+                        continue;
+                    }
+                    match r.ports.check_request(port) {
+                        Ok(()) => {
+                            r.ports.mark(port);
+                            plan.reserved.ports.insert(port);
+                            taken_here.push(port);
+                        }
+                        Err(e) => errors.push(FieldError::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            json!(np),
+                            e.to_string(),
+                        )),
+                    }
+                }
+                None if wants_node_ports => match r.ports.pick(&[]) {
+                    Ok(port) => {
+                        r.ports.mark(port);
+                        plan.reserved.ports.insert(port);
+                        taken_here.push(port);
+                        p.node_port = Some(i32::from(port));
+                    }
+                    Err(e) => {
+                        drop_reserved(&mut r, &plan.reserved);
+                        return Err(ApiError::internal(format!(
+                            "failed to allocate a nodePort: {e}"
+                        )));
+                    }
+                },
+                None => {}
+            }
+        }
+
+        // Health-check node port for LoadBalancer + Local.
+        let wants_hc =
+            svc_type == "LoadBalancer" && spec.external_traffic_policy.as_deref() == Some("Local");
+        if wants_hc {
+            match spec.health_check_node_port.filter(|n| *n != 0) {
+                Some(np) => {
+                    if let Ok(port) = u16::try_from(np) {
+                        if !old_held.ports.contains(&port) {
+                            match r.ports.check_request(port) {
+                                Ok(()) => {
+                                    r.ports.mark(port);
+                                    plan.reserved.ports.insert(port);
+                                }
+                                Err(e) => errors.push(FieldError::invalid(
+                                    "spec.healthCheckNodePort",
+                                    json!(np),
+                                    e.to_string(),
+                                )),
+                            }
+                        }
+                    }
+                }
+                None => match r.ports.pick(&[]) {
+                    Ok(port) => {
+                        r.ports.mark(port);
+                        plan.reserved.ports.insert(port);
+                        spec.health_check_node_port = Some(i32::from(port));
+                    }
+                    Err(e) => {
+                        drop_reserved(&mut r, &plan.reserved);
+                        return Err(ApiError::internal(format!(
+                            "failed to allocate a nodePort: {e}"
+                        )));
+                    }
+                },
+            }
+        }
+
+        if !errors.is_empty() {
+            drop_reserved(&mut r, &plan.reserved);
+            return Err(ApiError::invalid_fields(&SERVICES, &name, &errors));
+        }
+        drop(r);
+
+        let new_held = held(svc);
+        for ip in new_held.ips.difference(&old_held.ips) {
+            plan.compares.push(Compare::Absent(ip_key(ip)));
+            plan.ops.push(Op::Put(
+                ip_key(ip),
+                serde_json::to_vec(&ip_address_object(ip, svc)).unwrap_or_default(),
+            ));
+        }
+        for port in new_held.ports.difference(&old_held.ports) {
+            plan.compares.push(Compare::Absent(port_key(*port)));
+            plan.ops.push(Op::Put(port_key(*port), port_owner(svc)));
+        }
+        for ip in old_held.ips.difference(&new_held.ips) {
+            plan.ops.push(Op::Delete(ip_key(ip)));
+            plan.released.ips.insert(*ip);
+        }
+        for port in old_held.ports.difference(&new_held.ports) {
+            plan.ops.push(Op::Delete(port_key(*port)));
+            plan.released.ports.insert(*port);
+        }
+        Ok(plan)
+    }
+
+    /// The ops that free everything a deleted Service held.
+    pub fn plan_release(&self, svc: &Service) -> Plan {
+        let h = held(svc);
+        let mut plan = Plan::default();
+        for ip in &h.ips {
+            plan.ops.push(Op::Delete(ip_key(ip)));
+        }
+        for port in &h.ports {
+            plan.ops.push(Op::Delete(port_key(*port)));
+        }
+        plan.released = h;
+        plan
+    }
+
+    /// After the transaction: keep what was reserved and free what was released, or undo the reservation.
+    pub fn finish(&self, plan: &Plan, committed: bool) {
+        let mut r = self.lock();
+        if committed {
+            drop_reserved(&mut r, &plan.released);
+        } else {
+            drop_reserved(&mut r, &plan.reserved);
+        }
+    }
+}
+
+fn drop_reserved(r: &mut Ranges, h: &Held) {
+    for ip in &h.ips {
+        for (_, range) in r.ips.iter_mut() {
+            range.release(*ip);
+        }
+    }
+    for p in &h.ports {
+        r.ports.release(*p);
+    }
+}
+
+fn ports_bounds(s: &str) -> (u16, u16) {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    (
+        a.trim().parse().unwrap_or(30000),
+        b.trim().parse().unwrap_or(32767),
+    )
+}
+
+/// Defaults, validates and allocates a Service write. Returns the final object and its allocation plan.
+pub fn prepare_write(
+    allocs: &ServiceAllocators,
+    obj: &Value,
+    old: Option<&Value>,
+    status_only: bool,
+) -> Result<(Value, Plan), ApiError> {
+    let name = crate::meta::name(obj).to_string();
+    let mut svc: Service = serde_json::from_value(obj.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Service in version \"v1\" cannot be handled as a Service: {e}"
+        ))
+    })?;
+    let old_svc: Option<Service> = match old {
+        Some(o) => Some(serde_json::from_value(o.clone()).map_err(ApiError::internal)?),
+        None => None,
+    };
+    if status_only {
+        let Some(old_svc) = &old_svc else {
+            return Err(ApiError::not_found(&SERVICES, &name));
+        };
+        api::service::default_service_status_update(&mut svc, old_svc);
+        let errs = api::service::validate_service_status_update(&svc, old_svc);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid_fields(&SERVICES, &name, &errs));
+        }
+        let v = serde_json::to_value(&svc).map_err(ApiError::internal)?;
+        return Ok((v, Plan::default()));
+    }
+    api::service::default_service(&mut svc, old_svc.as_ref(), &allocs.net);
+    let errs = match &old_svc {
+        None => api::service::validate_service_create(&svc, &allocs.net),
+        Some(o) => api::service::validate_service_update(&svc, o, &allocs.net),
+    };
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_fields(&SERVICES, &name, &errs));
+    }
+    let plan = allocs.plan(&mut svc, old_svc.as_ref())?;
+    let v = serde_json::to_value(&svc).map_err(|e| {
+        allocs.finish(&plan, false);
+        ApiError::internal(e)
+    })?;
+    Ok((v, plan))
+}
+
+pub fn release_plan(allocs: &ServiceAllocators, obj: &Value) -> Plan {
+    match serde_json::from_value::<Service>(obj.clone()) {
+        Ok(svc) => allocs.plan_release(&svc),
+        Err(_) => Plan::default(),
+    }
+}
