@@ -11,6 +11,7 @@ pub mod field;
 pub mod format;
 pub mod ip;
 pub mod meta;
+pub mod pod;
 pub mod service;
 
 pub use field::{invalid_status, ErrorType, FieldError};

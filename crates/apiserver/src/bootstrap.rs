@@ -106,16 +106,16 @@ impl Server {
 
     async fn ensure(&self, res: &Resource, ns: Option<&str>, obj: Value) -> ApiResult<()> {
         let name = crate::meta::name(&obj).to_string();
+        if self.store.get(&res.key(ns, &name)).await?.is_some() {
+            return Ok(());
+        }
         match self
             .create_object(res, ns, obj, &Params::default(), None)
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) if e.code == 409 => {
-                let _ = name;
-                Ok(())
-            }
-            Err(e) => Err(e),
+            // Another API server made it first.
+            Err(e) if e.code == 409 => Ok(()),
+            other => other.map(|_| ()),
         }
     }
 

@@ -18,10 +18,14 @@ use crate::Server;
 
 type ObjRef = (&'static Resource, Option<String>, String);
 
+/// (plural, namespace, name) of a dependent.
+type Dependent = (String, Option<String>, String);
+type OwnerIndex = HashMap<String, HashSet<Dependent>>;
+
 #[derive(Default)]
 pub struct Gc {
     /// owner uid → dependents.
-    dependents: Mutex<HashMap<String, HashSet<(String, Option<String>, String)>>>,
+    dependents: Mutex<OwnerIndex>,
     finalizing: Mutex<HashSet<String>>,
 }
 
@@ -53,9 +57,7 @@ fn parse_key(key: &str) -> Option<(&'static Resource, Option<String>, String)> {
 }
 
 impl Gc {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<(String, Option<String>, String)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OwnerIndex> {
         self.dependents.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -14,6 +14,7 @@ mod meta;
 mod metrics;
 mod objects;
 mod openapi_docs;
+mod protobuf;
 pub mod resources;
 mod router;
 mod selectors;

@@ -220,6 +220,15 @@ impl Server {
         }
         match res.kind {
             "Service" => services::prepare_write(&self.allocs, &obj, old, sub == Some("status")),
+            "Pod" if old.is_none() => {
+                let mut pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(obj)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                api::pod::default_pod_create(&mut pod);
+                Ok((
+                    serde_json::to_value(pod).map_err(ApiError::internal)?,
+                    Plan::default(),
+                ))
+            }
             "Namespace" => {
                 if old.is_none() {
                     obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -311,6 +320,7 @@ impl Server {
     }
 
     /// PUT. `sub` is the subresource ("status") if any.
+    #[allow(clippy::too_many_arguments)] // the parts of a REST request, as kube-apiserver's handlers take them
     pub async fn update_object(
         &self,
         res: &Resource,
@@ -418,6 +428,7 @@ impl Server {
         Ok(obj)
     }
 
+    #[allow(clippy::too_many_arguments)] // the parts of a REST request, as kube-apiserver's handlers take them
     pub async fn patch_object(
         &self,
         res: &Resource,

@@ -74,6 +74,7 @@ impl Resource {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // a row of the table below
 const fn res(
     group: &'static str,
     version: &'static str,

@@ -225,8 +225,13 @@ fn parse_body(body: &[u8], headers: &HeaderMap) -> ApiResult<Value> {
         return serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("yaml: {e}")));
     }
-    if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(ct));
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::protobuf::decode(body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::Kind(_) => {
+                ApiError::from_parts(415, "UnsupportedMediaType", e.to_string())
+            }
+            other => ApiError::bad_request(other.to_string()),
+        });
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
@@ -279,7 +284,7 @@ async fn object(
     let res = t.res;
     let ns = t.namespace.as_deref();
     if let Some(sub) = t.sub.as_deref() {
-        if !res.subresources.contains(&sub) && !(res.kind == "Namespace" && sub == "finalize") {
+        if !(res.subresources.contains(&sub) || res.kind == "Namespace" && sub == "finalize") {
             return Err(ApiError::path_not_found());
         }
     }

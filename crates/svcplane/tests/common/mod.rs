@@ -56,7 +56,7 @@ impl ApiServer {
             Ok(u) => u,
             Err(_) => {
                 let _ = child.kill();
-                panic!("svcplane did not start within 60 s");
+                panic!("svcplane exited or did not start within 60 s");
             }
         };
         Self {
