@@ -90,6 +90,7 @@ pub struct Server {
     /// host:port clients reach this server at.
     pub(crate) advertise: String,
     pub(crate) openapi: openapi_docs::OpenApiDocs,
+    pub(crate) event_cache: watch::EventCache,
 }
 
 /// A started server.
@@ -150,6 +151,7 @@ pub async fn start_with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Runn
         token: identity.token.clone(),
         advertise: format!("{host}:{}", addr.port()),
         openapi: openapi_docs::OpenApiDocs::build(),
+        event_cache: Default::default(),
     });
     srv.repair_allocations()
         .await

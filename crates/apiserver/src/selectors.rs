@@ -84,6 +84,10 @@ impl LabelSelector {
         Ok(Self(reqs))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels");
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
@@ -160,6 +164,10 @@ impl FieldSelector {
             out.push((k.to_string(), neg, v.trim().to_string()));
         }
         Ok(Self(out))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn matches(&self, obj: &Value) -> bool {

@@ -31,6 +31,10 @@ struct Filter {
 }
 
 impl Filter {
+    fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
@@ -181,22 +185,46 @@ impl Server {
                         if (ns.is_some() || !res.namespaced) && rest.contains('/') {
                             continue;
                         }
-                        let prev = ev.prev.as_ref().and_then(|p| decode_stored(&p.value, p.mod_revision).ok());
-                        let prev_match = prev.as_ref().is_some_and(|o| filter.matches(o));
-                        let line = match ev.event_type {
-                            EventType::Put => {
-                                let Ok(cur) = decode_stored(&ev.kv.value, ev.kv.mod_revision) else { continue };
-                                match (prev_match, filter.matches(&cur)) {
-                                    (true, true) => event_line("MODIFIED", &render(&cur)),
-                                    (false, true) => event_line("ADDED", &render(&cur)),
-                                    (true, false) => event_line("DELETED", &render(&cur)),
-                                    (false, false) => continue,
-                                }
+                        let line = if filter.is_empty() && rendering == Rendering::Object {
+                            // The common case: every watcher of this resource sends the same bytes, so the
+                            // event is decoded and encoded once for all of them.
+                            let kind = match (ev.event_type, ev.prev.is_some()) {
+                                (EventType::Put, true) => "MODIFIED",
+                                (EventType::Put, false) => "ADDED",
+                                (EventType::Delete, _) => "DELETED",
+                            };
+                            let cached = srv.event_cache.get_or_encode(ev.kv.mod_revision, &ev.kv.key, kind, || {
+                                let obj = match ev.event_type {
+                                    EventType::Put => decode_stored(&ev.kv.value, ev.kv.mod_revision).ok()?,
+                                    EventType::Delete => {
+                                        let p = ev.prev.as_ref()?;
+                                        decode_stored(&p.value, ev.kv.mod_revision).ok()?
+                                    }
+                                };
+                                Some(event_line(kind, &obj))
+                            });
+                            match cached {
+                                Some(l) => l,
+                                None => continue,
                             }
-                            EventType::Delete => {
-                                let Some(mut old) = prev.filter(|_| prev_match) else { continue };
-                                old["metadata"]["resourceVersion"] = json!(ev.kv.mod_revision.to_string());
-                                event_line("DELETED", &render(&old))
+                        } else {
+                            let prev = ev.prev.as_ref().and_then(|p| decode_stored(&p.value, p.mod_revision).ok());
+                            let prev_match = prev.as_ref().is_some_and(|o| filter.matches(o));
+                            match ev.event_type {
+                                EventType::Put => {
+                                    let Ok(cur) = decode_stored(&ev.kv.value, ev.kv.mod_revision) else { continue };
+                                    match (prev_match, filter.matches(&cur)) {
+                                        (true, true) => event_line("MODIFIED", &render(&cur)),
+                                        (false, true) => event_line("ADDED", &render(&cur)),
+                                        (true, false) => event_line("DELETED", &render(&cur)),
+                                        (false, false) => continue,
+                                    }
+                                }
+                                EventType::Delete => {
+                                    let Some(mut old) = prev.filter(|_| prev_match) else { continue };
+                                    old["metadata"]["resourceVersion"] = json!(ev.kv.mod_revision.to_string());
+                                    event_line("DELETED", &render(&old))
+                                }
                             }
                         };
                         if tx.send(Ok(line)).await.is_err() {
@@ -224,4 +252,60 @@ fn tokio_stream_from(
     mut rx: mpsc::Receiver<Result<Bytes, Infallible>>,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Encoded watch event lines of recent revisions, shared by every watcher: with N watchers of a
+/// resource each event is decoded and serialised once instead of N times.
+pub struct EventCache {
+    inner: std::sync::Mutex<EventCacheInner>,
+}
+
+#[derive(Default)]
+struct EventCacheInner {
+    lines: std::collections::HashMap<(i64, String, &'static str), Bytes>,
+    order: std::collections::VecDeque<(i64, String, &'static str)>,
+}
+
+/// Enough for every watcher to find an event it is a few thousand events behind on.
+const EVENT_CACHE_ENTRIES: usize = 16_384;
+
+impl Default for EventCache {
+    fn default() -> Self {
+        Self {
+            inner: std::sync::Mutex::new(EventCacheInner::default()),
+        }
+    }
+}
+
+impl EventCache {
+    fn get_or_encode(
+        &self,
+        rev: i64,
+        key: &str,
+        kind: &'static str,
+        encode: impl FnOnce() -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        let k = (rev, key.to_string(), kind);
+        if let Some(b) = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lines
+            .get(&k)
+        {
+            return Some(b.clone());
+        }
+        // Encoding happens outside the lock; two watchers racing on one event both encode, harmlessly.
+        let line = encode()?;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.lines.insert(k.clone(), line.clone()).is_none() {
+            inner.order.push_back(k);
+            while inner.order.len() > EVENT_CACHE_ENTRIES {
+                if let Some(old) = inner.order.pop_front() {
+                    inner.lines.remove(&old);
+                }
+            }
+        }
+        Some(line)
+    }
 }
