@@ -1,0 +1,202 @@
+//! A map in which several owners (Services) may claim the same key, with one active value per key, and
+//! which remembers, for every key touched since the last [`ClaimMap::take_changes`], the value the kernel
+//! was last given. That is what makes a diff cheap: a sync looks at touched keys only.
+//!
+//! Shared keys are normal (two Services with endpoints on the same pod share its hairpin element; ports of
+//! one Service share its ClusterIP); conflicting values are not (two Services claiming one external IP and
+//! port): the lowest (rank, owner) wins, so the outcome does not depend on the order of events.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+pub(crate) type OwnerId = u32;
+
+#[derive(Debug, Clone)]
+struct Claim<V> {
+    owner: OwnerId,
+    rank: u8,
+    value: V,
+}
+
+#[derive(Debug, Clone)]
+enum Claims<V> {
+    One(Claim<V>),
+    Many(Vec<Claim<V>>),
+}
+
+impl<V> Claims<V> {
+    fn active(&self) -> &V {
+        match self {
+            Claims::One(c) => &c.value,
+            // Kept sorted with the winner first.
+            Claims::Many(list) => &list[0].value,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ClaimMap<K, V> {
+    map: HashMap<K, Claims<V>>,
+    /// Key → active value at the last `take_changes` (None: absent then).
+    pending: HashMap<K, Option<V>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
+    pub fn new() -> Self {
+        ClaimMap {
+            map: HashMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, c)| (k, c.active()))
+    }
+
+    fn touch(&mut self, key: &K) {
+        if !self.pending.contains_key(key) {
+            let before = self.map.get(key).map(|c| c.active().clone());
+            self.pending.insert(key.clone(), before);
+        }
+    }
+
+    /// Sets `owner`'s claim on `key` (replacing its previous one).
+    pub fn claim(
+        &mut self,
+        key: K,
+        owner: OwnerId,
+        rank: u8,
+        value: V,
+        order: &dyn Fn(OwnerId, OwnerId) -> Ordering,
+    ) {
+        self.touch(&key);
+        let new = Claim { owner, rank, value };
+        match self.map.get_mut(&key) {
+            None => {
+                self.map.insert(key, Claims::One(new));
+            }
+            Some(claims) => {
+                let mut list = match std::mem::replace(claims, Claims::Many(Vec::new())) {
+                    Claims::One(c) => vec![c],
+                    Claims::Many(list) => list,
+                };
+                list.retain(|c| c.owner != owner);
+                list.push(new);
+                list.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| order(a.owner, b.owner)));
+                *claims = if list.len() == 1 {
+                    Claims::One(list.remove(0))
+                } else {
+                    Claims::Many(list)
+                };
+            }
+        }
+    }
+
+    /// Drops `owner`'s claim on `key`, if any.
+    pub fn release(&mut self, key: &K, owner: OwnerId) {
+        let Some(claims) = self.map.get(key) else {
+            return;
+        };
+        let holds = match claims {
+            Claims::One(c) => c.owner == owner,
+            Claims::Many(list) => list.iter().any(|c| c.owner == owner),
+        };
+        if !holds {
+            return;
+        }
+        self.touch(key);
+        let Some(claims) = self.map.get_mut(key) else {
+            return;
+        };
+        match claims {
+            Claims::One(_) => {
+                self.map.remove(key);
+            }
+            Claims::Many(list) => {
+                list.retain(|c| c.owner != owner);
+                if list.len() == 1 {
+                    *claims = Claims::One(list.remove(0));
+                }
+            }
+        }
+    }
+
+    /// Whether more than one owner claims `key` with different values.
+    pub fn conflicted(&self, key: &K) -> bool {
+        match self.map.get(key) {
+            Some(Claims::Many(list)) => list.iter().any(|c| c.value != list[0].value),
+            _ => false,
+        }
+    }
+
+    /// The keys whose active value changed since the last call: (key, before, after).
+    pub fn take_changes(&mut self) -> Vec<(K, Option<V>, Option<V>)> {
+        let mut out = Vec::new();
+        for (key, before) in self.pending.drain() {
+            let after = self.map.get(&key).map(|c| c.active().clone());
+            if before != after {
+                out.push((key, before, after));
+            }
+        }
+        out
+    }
+
+    /// Forgets what the kernel was given: the next `take_changes` reports nothing until keys are touched.
+    /// For after a full load of [`ClaimMap::active`].
+    pub fn mark_synced(&mut self) {
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_id(a: OwnerId, b: OwnerId) -> Ordering {
+        a.cmp(&b)
+    }
+
+    #[test]
+    fn shared_key_lives_while_any_owner_claims_it() {
+        let mut m: ClaimMap<&str, u8> = ClaimMap::new();
+        m.claim("k", 1, 0, 7, &by_id);
+        m.claim("k", 2, 0, 7, &by_id);
+        assert_eq!(m.take_changes(), vec![("k", None, Some(7))]);
+        m.release(&"k", 1);
+        assert!(m.take_changes().is_empty());
+        m.release(&"k", 2);
+        assert_eq!(m.take_changes(), vec![("k", Some(7), None)]);
+    }
+
+    #[test]
+    fn conflicts_resolve_by_rank_then_owner_whatever_the_order() {
+        let mut a: ClaimMap<&str, u8> = ClaimMap::new();
+        a.claim("k", 5, 0, 1, &by_id);
+        a.claim("k", 3, 0, 2, &by_id);
+        a.claim("k", 1, 1, 3, &by_id);
+        let mut b: ClaimMap<&str, u8> = ClaimMap::new();
+        b.claim("k", 1, 1, 3, &by_id);
+        b.claim("k", 3, 0, 2, &by_id);
+        b.claim("k", 5, 0, 1, &by_id);
+        assert_eq!(a.take_changes(), vec![("k", None, Some(2))]);
+        assert_eq!(b.take_changes(), vec![("k", None, Some(2))]);
+        assert!(a.conflicted(&"k"));
+        a.release(&"k", 3);
+        assert_eq!(a.take_changes(), vec![("k", Some(2), Some(1))]);
+    }
+
+    #[test]
+    fn a_change_undone_before_the_sync_is_no_change() {
+        let mut m: ClaimMap<&str, u8> = ClaimMap::new();
+        m.claim("k", 1, 0, 1, &by_id);
+        m.take_changes();
+        m.claim("k", 1, 0, 2, &by_id);
+        m.claim("k", 1, 0, 1, &by_id);
+        assert!(m.take_changes().is_empty());
+    }
+}
