@@ -15,3 +15,22 @@ pub enum IndexError {
     #[error("{kind} {name} has no metadata.namespace")]
     MissingNamespace { kind: &'static str, name: String },
 }
+
+/// Why the server could not start or stopped.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("--upstream {value:?}: {reason}")]
+    Upstream { value: String, reason: String },
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("http server on {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::answer::{Outcome, Scratch, Transport};
 use crate::index::Index;
+use crate::metrics::{qtype_of, Metrics};
 
 /// A query the zone cannot answer alone, handed to the upstream step.
 pub struct ForwardRequest {
@@ -46,6 +47,8 @@ pub struct ServeOptions {
     pub max_tcp_connections: usize,
     /// Without one, names outside the zone are REFUSED and ExternalName answers carry the CNAME alone.
     pub forwarder: Option<Arc<dyn Forwarder>>,
+    /// Where every reply sent is counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ServeOptions {
@@ -57,6 +60,7 @@ impl Default for ServeOptions {
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 1024,
             forwarder: None,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -81,6 +85,7 @@ pub async fn serve_sockets(
                 index.clone(),
                 sock.clone(),
                 opts.forwarder.clone(),
+                opts.metrics.clone(),
             ));
         }
     }
@@ -103,6 +108,7 @@ async fn udp_worker(
     index: Arc<Index>,
     sock: Arc<UdpSocket>,
     forwarder: Option<Arc<dyn Forwarder>>,
+    metrics: Arc<Metrics>,
 ) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut out = Vec::with_capacity(4096);
@@ -119,7 +125,9 @@ async fn udp_worker(
                 continue;
             }
         };
+        let started = Instant::now();
         let query = &buf[..len];
+        let qtype = qtype_of(query);
         let outcome = index.respond(query, Transport::Udp, &mut out, &mut scratch);
         match (outcome, &forwarder) {
             (Outcome::Drop, _) => continue,
@@ -134,17 +142,20 @@ async fn udp_worker(
                 let fut = f.forward(req);
                 let local = out.clone();
                 let sock = sock.clone();
+                let metrics = metrics.clone();
                 forwards.spawn(async move {
                     let reply = fut.await.unwrap_or(local);
                     if let Err(e) = sock.send_to(&reply, peer).await {
                         tracing::debug!(error = %e, %peer, "udp send");
                     }
+                    metrics.observe(qtype, &reply, Transport::Udp, started.elapsed());
                 });
             }
             _ => {
                 if let Err(e) = sock.send_to(&out, peer).await {
                     tracing::debug!(error = %e, %peer, "udp send");
                 }
+                metrics.observe(qtype, &out, Transport::Udp, started.elapsed());
             }
         }
     }
@@ -207,6 +218,7 @@ async fn tcp_connection(
             Ok(r) => r?,
             Err(_) => return Ok(()),
         };
+        let started = Instant::now();
         let query = &buf[..len];
         let outcome = index.respond(query, Transport::Tcp, &mut out, &mut scratch);
         let reply: &[u8] = match (outcome, &opts.forwarder) {
@@ -233,5 +245,7 @@ async fn tcp_connection(
         frame.extend_from_slice(&n.to_be_bytes());
         frame.extend_from_slice(reply);
         stream.write_all(&frame).await?;
+        opts.metrics
+            .observe(qtype_of(query), reply, Transport::Tcp, started.elapsed());
     }
 }
