@@ -2,7 +2,7 @@
 //! store (and, as they land, the controllers and DNS) on one machine; each component also has a
 //! subcommand of its own.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,10 +21,80 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything on this machine: the API server with its embedded store.
-    Up(ApiServerArgs),
+    /// Run everything on this machine: the API server with its embedded store, and the cluster DNS.
+    Up(UpArgs),
     /// Run the Kubernetes-compatible API server alone.
     Apiserver(ApiServerArgs),
+    /// Run the cluster DNS server alone, against any Kubernetes API (svcplane's or a real cluster's).
+    Dns(DnsCommandArgs),
+}
+
+#[derive(Args, Clone)]
+struct UpArgs {
+    #[command(flatten)]
+    api: ApiServerArgs,
+    #[command(flatten)]
+    dns: DnsArgs,
+    /// DNS listen address (UDP and TCP); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:10053")]
+    dns_listen: SocketAddr,
+    /// Do not start the cluster DNS server.
+    #[arg(long)]
+    no_dns: bool,
+}
+
+#[derive(Args, Clone)]
+struct DnsCommandArgs {
+    /// kubeconfig of the cluster to serve (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// DNS listen address (UDP and TCP); port 0 picks a free port.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    dns_listen: SocketAddr,
+    /// Address of the /health endpoint (CoreDNS: :8080).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    health_bind_address: SocketAddr,
+    /// Address of the /ready endpoint (CoreDNS: :8181).
+    #[arg(long, default_value = "0.0.0.0:8181")]
+    ready_bind_address: SocketAddr,
+    /// Address of the Prometheus /metrics endpoint (CoreDNS: :9153).
+    #[arg(long, default_value = "0.0.0.0:9153")]
+    metrics_bind_address: SocketAddr,
+    #[command(flatten)]
+    dns: DnsArgs,
+}
+
+/// DNS settings shared by `up` and `dns`.
+#[derive(Args, Clone)]
+struct DnsArgs {
+    /// The cluster's DNS zone.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// TTL of the answers, in seconds (CoreDNS's default is 5).
+    #[arg(long, default_value_t = 5)]
+    ttl: u32,
+    /// Pod A records (a-b-c-d.ns.pod.zone): disabled, insecure or verified, as CoreDNS's `pods` option.
+    #[arg(long, default_value = "disabled")]
+    pods: dns::PodMode,
+    /// Upstream DNS servers for names outside the zone: ip[:port], or the path of a resolv.conf (repeatable).
+    /// Without it nothing is forwarded: names outside the zone are REFUSED.
+    #[arg(long)]
+    upstream: Vec<String>,
+    /// Clients (CIDRs) for which names outside the zone are forwarded; default loopback and private ranges.
+    #[arg(long, value_delimiter = ',')]
+    allow_forward_from: Vec<ipnet::IpNet>,
+}
+
+impl DnsArgs {
+    fn apply(&self, o: &mut dns::DnsOptions) {
+        o.cluster_domain = self.cluster_domain.clone();
+        o.ttl = self.ttl;
+        o.pods = self.pods;
+        o.upstream = self.upstream.clone();
+        if !self.allow_forward_from.is_empty() {
+            o.allow_forward_from = self.allow_forward_from.clone();
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -69,7 +139,7 @@ impl ApiServerArgs {
     }
 }
 
-async fn run_apiserver(args: &ApiServerArgs) -> anyhow::Result<()> {
+async fn start_apiserver(args: &ApiServerArgs) -> anyhow::Result<apiserver::Running> {
     let running = apiserver::start(args.config())
         .await
         .context("starting the API server")?;
@@ -78,7 +148,63 @@ async fn run_apiserver(args: &ApiServerArgs) -> anyhow::Result<()> {
         running.url,
         running.kubeconfig.display()
     );
-    shutdown_signal().await;
+    Ok(running)
+}
+
+async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let cfg = match kubeconfig {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p)
+                .with_context(|| format!("reading {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+async fn run_up(args: &UpArgs) -> anyhow::Result<()> {
+    let running = start_apiserver(&args.api).await?;
+    if args.no_dns {
+        shutdown_signal().await;
+        return Ok(());
+    }
+    let client = client_from(Some(&running.kubeconfig)).await?;
+    let mut opts = dns::DnsOptions {
+        listen: args.dns_listen,
+        ..Default::default()
+    };
+    args.dns.apply(&mut opts);
+    opts.allow_forward_from
+        .extend(args.api.service_cluster_ip_range.iter().copied());
+    let server = dns::DnsServer::bind(opts)
+        .await
+        .context("starting the DNS server")?;
+    eprintln!("svcplane DNS at {} (udp+tcp)", server.addrs().dns);
+    server
+        .run(client, shutdown_signal())
+        .await
+        .context("DNS server")?;
+    Ok(())
+}
+
+async fn run_dns(args: &DnsCommandArgs) -> anyhow::Result<()> {
+    let client = client_from(args.kubeconfig.as_deref()).await?;
+    let mut opts = dns::DnsOptions::standalone();
+    opts.listen = args.dns_listen;
+    opts.health = Some(args.health_bind_address);
+    opts.ready = Some(args.ready_bind_address);
+    opts.metrics = Some(args.metrics_bind_address);
+    args.dns.apply(&mut opts);
+    let server = dns::DnsServer::bind(opts)
+        .await
+        .context("starting the DNS server")?;
+    eprintln!("svcplane DNS at {} (udp+tcp)", server.addrs().dns);
+    server
+        .run(client, shutdown_signal())
+        .await
+        .context("DNS server")?;
     Ok(())
 }
 
@@ -109,7 +235,13 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async {
         match cli.command {
-            Command::Up(a) | Command::Apiserver(a) => run_apiserver(&a).await,
+            Command::Up(a) => run_up(&a).await,
+            Command::Apiserver(a) => {
+                start_apiserver(&a).await?;
+                shutdown_signal().await;
+                Ok(())
+            }
+            Command::Dns(a) => run_dns(&a).await,
         }
     })
 }

@@ -380,3 +380,51 @@ fn restart_keeps_objects_and_credentials() {
     let out = s.kubectl_stdin(&["apply", "-f", "-"], &y);
     assert!(String::from_utf8_lossy(&out.stderr).contains("provided port is already allocated"));
 }
+
+#[test]
+fn dual_stack_services_get_one_ip_per_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = ApiServer::start_in(
+        tmp.path(),
+        &[
+            "--service-cluster-ip-range",
+            "10.96.0.0/16,fd00:10:96::/112",
+        ],
+    );
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: ds}\nspec:\n  ipFamilyPolicy: PreferDualStack\n  selector: {app: a}\n  ports:\n  - {port: 80}\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], svc);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ips = s.kubectl_ok(&[
+        "get",
+        "svc",
+        "ds",
+        "-o",
+        "jsonpath={.spec.clusterIPs[*]} {.spec.ipFamilies[*]}",
+    ]);
+    let parts: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(parts.len(), 4, "{ips}");
+    assert!(parts[0].starts_with("10.96."), "{ips}");
+    assert!(parts[1].starts_with("fd00:10:96::"), "{ips}");
+    assert_eq!(&parts[2..], ["IPv4", "IPv6"]);
+    // Downgrading to single-stack releases the IPv6 address.
+    s.kubectl_ok(&[
+        "patch",
+        "svc",
+        "ds",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv4"],"clusterIPs":null}}"#,
+    ]);
+    let left = s.kubectl_ok(&[
+        "get",
+        "ipaddresses",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    assert!(!left.contains("fd00"), "IPv6 address not released: {left}");
+}

@@ -13,6 +13,8 @@ pub struct ApiServer {
     child: Option<Child>,
     pub dir: PathBuf,
     pub url: String,
+    /// The DNS server's address, when started with `up`.
+    pub dns: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -25,10 +27,25 @@ impl ApiServer {
         s
     }
 
+    /// `svcplane up` (API server and DNS) on free ports.
+    pub fn start_up(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut args = vec!["--dns-listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut s = Self::launch("up", &dir, &args, true);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts on an existing data directory (a restart), with extra flags.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        Self::launch("apiserver", dir, extra, false)
+    }
+
+    fn launch(command: &str, dir: &Path, extra: &[&str], wait_dns: bool) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_svcplane"))
-            .args(["apiserver", "--secure-port", "0", "--data-dir"])
+            .args([command, "--secure-port", "0", "--data-dir"])
             .arg(dir)
             .args(extra)
             .env("SVCPLANE_LOG", "warn")
@@ -40,13 +57,12 @@ impl ApiServer {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("svcplane API server at ") {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(url);
+                let announced = line
+                    .strip_prefix("svcplane API server at ")
+                    .or_else(|| line.strip_prefix("svcplane DNS at "));
+                if let Some(rest) = announced {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.to_string());
                 } else {
                     eprintln!("[svcplane] {line}");
                 }
@@ -59,10 +75,18 @@ impl ApiServer {
                 panic!("svcplane exited or did not start within 60 s");
             }
         };
+        let dns = wait_dns.then(|| match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("svcplane up did not start its DNS server");
+            }
+        });
         Self {
             child: Some(child),
             dir: dir.to_path_buf(),
             url,
+            dns,
             _tmp: None,
         }
     }
@@ -155,4 +179,16 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// `dig` against the DNS server of `svcplane up`; returns stdout.
+pub fn dig(s: &ApiServer, args: &[&str]) -> String {
+    let addr = s.dns.as_deref().expect("started with up");
+    let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+    let out = Command::new("dig")
+        .args([&format!("@{ip}"), "-p", port, "+time=2", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("run dig (bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
