@@ -178,15 +178,7 @@ async fn run_up(args: &UpArgs) -> anyhow::Result<()> {
     args.dns.apply(&mut opts);
     opts.allow_forward_from
         .extend(args.api.service_cluster_ip_range.iter().copied());
-    let server = dns::DnsServer::bind(opts)
-        .await
-        .context("starting the DNS server")?;
-    eprintln!("svcplane DNS at {} (udp+tcp)", server.addrs().dns);
-    server
-        .run(client, shutdown_signal())
-        .await
-        .context("DNS server")?;
-    Ok(())
+    serve_dns(client, opts).await
 }
 
 async fn run_dns(args: &DnsCommandArgs) -> anyhow::Result<()> {
@@ -197,6 +189,11 @@ async fn run_dns(args: &DnsCommandArgs) -> anyhow::Result<()> {
     opts.ready = Some(args.ready_bind_address);
     opts.metrics = Some(args.metrics_bind_address);
     args.dns.apply(&mut opts);
+    serve_dns(client, opts).await
+}
+
+/// Binds the DNS server, announces its address (tests read that line) and serves until shutdown.
+async fn serve_dns(client: kube::Client, opts: dns::DnsOptions) -> anyhow::Result<()> {
     let server = dns::DnsServer::bind(opts)
         .await
         .context("starting the DNS server")?;
