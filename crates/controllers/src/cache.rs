@@ -1,0 +1,524 @@
+//! The controller's view of the cluster, fed by watches: slim pods and services, node zones, and the
+//! slices and Endpoints it manages, with the indexes that make a change cost O(what it touches):
+//! label pair → pods and label pair → services (per namespace), node → pods, service → slices.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::model::{PodInfo, ServiceInfo};
+use crate::slices::{NodeZones, LABEL_SERVICE_NAME};
+
+/// (namespace, name).
+pub type Key = (String, String);
+type Pair = (String, String);
+
+#[derive(Default)]
+pub struct Cache {
+    services: HashMap<Key, Arc<ServiceInfo>>,
+    /// namespace → one pair of each selector → services; a pod can only be selected by services indexed
+    /// under one of its own label pairs.
+    services_by_pair: HashMap<String, HashMap<Pair, HashSet<String>>>,
+    pods: HashMap<Key, Arc<PodInfo>>,
+    /// namespace → label pair → pod names.
+    pods_by_pair: HashMap<String, HashMap<Pair, HashSet<String>>>,
+    /// node name → pods bound to it (a node's zone change resyncs their services).
+    pods_by_node: HashMap<String, HashSet<Key>>,
+    nodes: NodeZones,
+    /// service key → slice name → slice.
+    slices: HashMap<Key, BTreeMap<String, EndpointSlice>>,
+    /// (namespace, slice name) → service key it is filed under.
+    slice_owner: HashMap<Key, Key>,
+    slice_count: usize,
+    endpoints: HashMap<Key, Endpoints>,
+}
+
+/// A resourceVersion as a number, for telling an older watch event from a newer write of ours.
+pub fn rv_number(rv: Option<&String>) -> Option<u64> {
+    rv.and_then(|s| s.parse().ok())
+}
+
+/// Whether `incoming` is older than `cached` (unknowable RVs count as not older).
+fn older(incoming: Option<&String>, cached: Option<&String>) -> bool {
+    matches!((rv_number(incoming), rv_number(cached)), (Some(a), Some(b)) if a < b)
+}
+
+fn index_pair(svc: &ServiceInfo) -> Option<Pair> {
+    svc.selector
+        .as_ref()
+        .and_then(|s| s.iter().next())
+        .map(|(k, v)| (k.clone(), v.clone()))
+}
+
+/// Everything one Service sync needs, copied out so no lock is held across API calls.
+pub struct Snapshot {
+    pub service: Option<Arc<ServiceInfo>>,
+    pub pods: Vec<Arc<PodInfo>>,
+    pub nodes: NodeZones,
+    pub slices: Vec<EndpointSlice>,
+    pub endpoints: Option<Endpoints>,
+}
+
+impl Cache {
+    // ---- services ----
+
+    /// Stores a Service; returns whether anything endpoints depend on changed.
+    pub fn put_service(&mut self, svc: ServiceInfo) -> bool {
+        let key = (svc.namespace.clone(), svc.name.clone());
+        if self.services.get(&key).is_some_and(|old| **old == svc) {
+            return false;
+        }
+        self.remove_service(&key);
+        if let Some(pair) = index_pair(&svc) {
+            self.services_by_pair
+                .entry(svc.namespace.clone())
+                .or_default()
+                .entry(pair)
+                .or_default()
+                .insert(svc.name.clone());
+        }
+        self.services.insert(key, Arc::new(svc));
+        true
+    }
+
+    pub fn remove_service(&mut self, key: &Key) -> bool {
+        let Some(old) = self.services.remove(key) else {
+            return false;
+        };
+        if let Some(pair) = index_pair(&old) {
+            if let Some(ns) = self.services_by_pair.get_mut(&key.0) {
+                if let Some(set) = ns.get_mut(&pair) {
+                    set.remove(&key.1);
+                    if set.is_empty() {
+                        ns.remove(&pair);
+                    }
+                }
+                if ns.is_empty() {
+                    self.services_by_pair.remove(&key.0);
+                }
+            }
+        }
+        true
+    }
+
+    pub fn service_keys(&self) -> Vec<Key> {
+        self.services.keys().cloned().collect()
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Services in `namespace` whose selector matches `labels`.
+    pub fn services_selecting(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        out: &mut HashSet<Key>,
+    ) {
+        let Some(ns) = self.services_by_pair.get(namespace) else {
+            return;
+        };
+        for (k, v) in labels {
+            let Some(names) = ns.get(&(k.clone(), v.clone())) else {
+                continue;
+            };
+            for name in names {
+                let key = (namespace.to_string(), name.clone());
+                if self.services.get(&key).is_some_and(|s| s.selects(labels)) {
+                    out.insert(key);
+                }
+            }
+        }
+    }
+
+    // ---- pods ----
+
+    /// Stores a pod; returns the Services to resync (those selecting it before or after), empty when
+    /// nothing endpoints depend on changed.
+    pub fn put_pod(&mut self, pod: PodInfo) -> HashSet<Key> {
+        let key = (pod.namespace.clone(), pod.name.clone());
+        let mut affected = HashSet::new();
+        if let Some(old) = self.pods.get(&key) {
+            if **old == pod {
+                return affected;
+            }
+            let old = Arc::clone(old);
+            self.services_selecting(&old.namespace, &old.labels, &mut affected);
+            self.unindex_pod(&old);
+        }
+        self.services_selecting(&pod.namespace, &pod.labels, &mut affected);
+        self.index_pod(&pod);
+        self.pods.insert(key, Arc::new(pod));
+        affected
+    }
+
+    pub fn remove_pod(&mut self, key: &Key) -> HashSet<Key> {
+        let mut affected = HashSet::new();
+        if let Some(old) = self.pods.remove(key) {
+            self.services_selecting(&old.namespace, &old.labels, &mut affected);
+            self.unindex_pod(&old);
+        }
+        affected
+    }
+
+    pub fn pod_keys(&self) -> Vec<Key> {
+        self.pods.keys().cloned().collect()
+    }
+
+    fn index_pod(&mut self, pod: &PodInfo) {
+        let ns = self.pods_by_pair.entry(pod.namespace.clone()).or_default();
+        for (k, v) in &pod.labels {
+            ns.entry((k.clone(), v.clone()))
+                .or_default()
+                .insert(pod.name.clone());
+        }
+        if !pod.node_name.is_empty() {
+            self.pods_by_node
+                .entry(pod.node_name.clone())
+                .or_default()
+                .insert((pod.namespace.clone(), pod.name.clone()));
+        }
+    }
+
+    fn unindex_pod(&mut self, pod: &PodInfo) {
+        if let Some(ns) = self.pods_by_pair.get_mut(&pod.namespace) {
+            for (k, v) in &pod.labels {
+                let pair = (k.clone(), v.clone());
+                if let Some(set) = ns.get_mut(&pair) {
+                    set.remove(&pod.name);
+                    if set.is_empty() {
+                        ns.remove(&pair);
+                    }
+                }
+            }
+            if ns.is_empty() {
+                self.pods_by_pair.remove(&pod.namespace);
+            }
+        }
+        if let Some(set) = self.pods_by_node.get_mut(&pod.node_name) {
+            set.remove(&(pod.namespace.clone(), pod.name.clone()));
+            if set.is_empty() {
+                self.pods_by_node.remove(&pod.node_name);
+            }
+        }
+    }
+
+    /// Pods the Service selects: the smallest posting list of its selector's pairs, filtered.
+    fn pods_selected_by(&self, svc: &ServiceInfo) -> Vec<Arc<PodInfo>> {
+        let (Some(sel), Some(ns)) = (svc.selector.as_ref(), self.pods_by_pair.get(&svc.namespace))
+        else {
+            return Vec::new();
+        };
+        let mut smallest: Option<&HashSet<String>> = None;
+        for (k, v) in sel {
+            match ns.get(&(k.clone(), v.clone())) {
+                None => return Vec::new(),
+                Some(set) => {
+                    if smallest.is_none_or(|s| set.len() < s.len()) {
+                        smallest = Some(set);
+                    }
+                }
+            }
+        }
+        smallest
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                self.pods
+                    .get(&(svc.namespace.clone(), name.clone()))
+                    .filter(|p| svc.selects(&p.labels))
+                    .cloned()
+            })
+            .collect()
+    }
+
+    // ---- nodes ----
+
+    /// Stores a node's zone; returns the Services of pods on it when the zone or existence changed.
+    pub fn put_node(&mut self, name: &str, zone: Option<String>) -> HashSet<Key> {
+        if self.nodes.get(name) == Some(&zone) {
+            return HashSet::new();
+        }
+        self.nodes.insert(name.to_string(), zone);
+        self.services_on_node(name)
+    }
+
+    pub fn remove_node(&mut self, name: &str) -> HashSet<Key> {
+        if self.nodes.remove(name).is_none() {
+            return HashSet::new();
+        }
+        self.services_on_node(name)
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    fn services_on_node(&self, node: &str) -> HashSet<Key> {
+        let mut out = HashSet::new();
+        for key in self.pods_by_node.get(node).into_iter().flatten() {
+            if let Some(p) = self.pods.get(key) {
+                self.services_selecting(&p.namespace, &p.labels, &mut out);
+            }
+        }
+        out
+    }
+
+    // ---- slices ----
+
+    /// Stores a slice seen on the watch. Returns the Service to resync when the slice is not what this
+    /// controller last wrote (someone else changed it), `None` for echoes of our own writes and for events
+    /// older than what is cached.
+    pub fn observe_slice(&mut self, slice: EndpointSlice) -> Option<Key> {
+        let ns = slice.metadata.namespace.clone().unwrap_or_default();
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        let svc = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_SERVICE_NAME))
+            .cloned()
+            .unwrap_or_default();
+        let owner = (ns.clone(), svc);
+        if let Some(prev_owner) = self.slice_owner.get(&(ns.clone(), name.clone())).cloned() {
+            if let Some(cached) = self.slices.get(&prev_owner).and_then(|m| m.get(&name)) {
+                let (inc, cur) = (
+                    slice.metadata.resource_version.as_ref(),
+                    cached.metadata.resource_version.as_ref(),
+                );
+                if prev_owner == owner && (inc == cur || older(inc, cur)) {
+                    return None;
+                }
+            }
+        }
+        self.store_slice(slice);
+        Some(owner)
+    }
+
+    /// Stores a slice this controller just wrote (the API's answer).
+    pub fn store_slice(&mut self, slice: EndpointSlice) {
+        let ns = slice.metadata.namespace.clone().unwrap_or_default();
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        let svc = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_SERVICE_NAME))
+            .cloned()
+            .unwrap_or_default();
+        self.forget_slice(&ns, &name);
+        let owner = (ns.clone(), svc);
+        self.slice_owner.insert((ns, name.clone()), owner.clone());
+        self.slices.entry(owner).or_default().insert(name, slice);
+        self.slice_count += 1;
+    }
+
+    /// Drops a slice; returns the Service it was filed under if it was cached.
+    pub fn forget_slice(&mut self, ns: &str, name: &str) -> Option<Key> {
+        let owner = self
+            .slice_owner
+            .remove(&(ns.to_string(), name.to_string()))?;
+        if let Some(m) = self.slices.get_mut(&owner) {
+            if m.remove(name).is_some() {
+                self.slice_count -= 1;
+            }
+            if m.is_empty() {
+                self.slices.remove(&owner);
+            }
+        }
+        Some(owner)
+    }
+
+    pub fn slice_names(&self) -> Vec<Key> {
+        self.slice_owner.keys().cloned().collect()
+    }
+
+    pub fn slice_count(&self) -> usize {
+        self.slice_count
+    }
+
+    // ---- endpoints ----
+
+    /// Stores an Endpoints seen on the watch; returns whether it differs from what is cached.
+    pub fn observe_endpoints(&mut self, ep: Endpoints) -> bool {
+        let key = (
+            ep.metadata.namespace.clone().unwrap_or_default(),
+            ep.metadata.name.clone().unwrap_or_default(),
+        );
+        if let Some(cur) = self.endpoints.get(&key) {
+            let (inc, c) = (
+                ep.metadata.resource_version.as_ref(),
+                cur.metadata.resource_version.as_ref(),
+            );
+            if inc == c || older(inc, c) {
+                return false;
+            }
+        }
+        self.endpoints.insert(key, ep);
+        true
+    }
+
+    pub fn store_endpoints(&mut self, ep: Endpoints) {
+        let key = (
+            ep.metadata.namespace.clone().unwrap_or_default(),
+            ep.metadata.name.clone().unwrap_or_default(),
+        );
+        self.endpoints.insert(key, ep);
+    }
+
+    pub fn forget_endpoints(&mut self, key: &Key) -> bool {
+        self.endpoints.remove(key).is_some()
+    }
+
+    pub fn endpoints_keys(&self) -> Vec<Key> {
+        self.endpoints.keys().cloned().collect()
+    }
+
+    // ---- sync ----
+
+    pub fn snapshot(&self, key: &Key) -> Snapshot {
+        let service = self.services.get(key).cloned();
+        let pods = service
+            .as_ref()
+            .map(|s| self.pods_selected_by(s))
+            .unwrap_or_default();
+        let nodes = pods
+            .iter()
+            .filter_map(|p| {
+                self.nodes
+                    .get(&p.node_name)
+                    .map(|z| (p.node_name.clone(), z.clone()))
+            })
+            .collect();
+        let slices = self
+            .slices
+            .get(key)
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.metadata.deletion_timestamp.is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Snapshot {
+            service,
+            pods,
+            nodes,
+            slices,
+            endpoints: self.endpoints.get(key).cloned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, labels: &[(&str, &str)], node: &str) -> PodInfo {
+        PodInfo {
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ips: vec!["10.0.0.1".parse().unwrap()],
+            ready: true,
+            terminating: false,
+            terminal: false,
+            node_name: node.into(),
+            hostname: String::new(),
+            subdomain: String::new(),
+            ports: vec![],
+        }
+    }
+
+    fn svc(name: &str, sel: &[(&str, &str)]) -> ServiceInfo {
+        ServiceInfo {
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            labels: BTreeMap::new(),
+            selector: Some(
+                sel.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ports: vec![],
+            cluster_ip: "10.96.0.10".into(),
+            ip_families: vec!["IPv4".into()],
+            publish_not_ready: false,
+            traffic_distribution: None,
+            topology_hints_annotation: false,
+            external_name: false,
+            deleting: false,
+        }
+    }
+
+    fn key(n: &str) -> Key {
+        ("ns".into(), n.into())
+    }
+
+    #[test]
+    fn pod_changes_reach_only_the_services_selecting_it() {
+        let mut c = Cache::default();
+        c.put_service(svc("web", &[("app", "web"), ("tier", "fe")]));
+        c.put_service(svc("db", &[("app", "db")]));
+        let hit = c.put_pod(pod("w1", &[("app", "web"), ("tier", "fe")], "n1"));
+        assert_eq!(hit, HashSet::from([key("web")]));
+        // Same content: nothing to do.
+        assert!(c
+            .put_pod(pod("w1", &[("app", "web"), ("tier", "fe")], "n1"))
+            .is_empty());
+        // Relabelled: both the old and the new selecting services.
+        let hit = c.put_pod(pod("w1", &[("app", "db")], "n1"));
+        assert_eq!(hit, HashSet::from([key("web"), key("db")]));
+        assert_eq!(c.snapshot(&key("db")).pods.len(), 1);
+        assert!(c.snapshot(&key("web")).pods.is_empty());
+        assert_eq!(c.remove_pod(&key("w1")), HashSet::from([key("db")]));
+    }
+
+    #[test]
+    fn snapshot_uses_full_selector_and_node_zones() {
+        let mut c = Cache::default();
+        c.put_service(svc("web", &[("app", "web"), ("tier", "fe")]));
+        c.put_pod(pod("a", &[("app", "web"), ("tier", "fe")], "n1"));
+        c.put_pod(pod("b", &[("app", "web")], "n1"));
+        assert!(c.put_node("n1", Some("z1".into())).contains(&key("web")));
+        assert!(c.put_node("n1", Some("z1".into())).is_empty());
+        let s = c.snapshot(&key("web"));
+        assert_eq!(s.pods.len(), 1);
+        assert_eq!(s.nodes.get("n1"), Some(&Some("z1".to_string())));
+    }
+
+    #[test]
+    fn own_write_echoes_and_stale_events_do_not_resync() {
+        let mut c = Cache::default();
+        let mut s = EndpointSlice {
+            address_type: "IPv4".into(),
+            ..Default::default()
+        };
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.name = Some("web-abc".into());
+        s.metadata.labels = Some(BTreeMap::from([(
+            LABEL_SERVICE_NAME.to_string(),
+            "web".to_string(),
+        )]));
+        s.metadata.resource_version = Some("10".into());
+        c.store_slice(s.clone());
+        assert_eq!(c.observe_slice(s.clone()), None);
+        let mut older_ev = s.clone();
+        older_ev.metadata.resource_version = Some("9".into());
+        assert_eq!(c.observe_slice(older_ev), None);
+        let mut foreign = s.clone();
+        foreign.metadata.resource_version = Some("11".into());
+        assert_eq!(c.observe_slice(foreign), Some(key("web")));
+        assert_eq!(c.slice_count(), 1);
+        assert_eq!(c.forget_slice("ns", "web-abc"), Some(key("web")));
+        assert_eq!(c.slice_count(), 0);
+    }
+}
