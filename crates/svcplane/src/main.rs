@@ -27,6 +27,59 @@ enum Command {
     Apiserver(ApiServerArgs),
     /// Run the cluster DNS server alone, against any Kubernetes API (svcplane's or a real cluster's).
     Dns(DnsCommandArgs),
+    /// Run the EndpointSlice controller alone, against any Kubernetes API.
+    Controllers(ControllersCommandArgs),
+    /// Set a pod's readiness through its status subresource, as a kubelet would (there is no kubelet here).
+    Pod(PodArgs),
+}
+
+#[derive(Args, Clone)]
+struct ControllerArgs {
+    /// Most endpoints in one EndpointSlice (upstream default 100, at most 1000).
+    #[arg(long, default_value_t = 100)]
+    max_endpoints_per_slice: usize,
+    /// Services synced in parallel.
+    #[arg(long, default_value_t = 5)]
+    concurrent_service_endpoint_syncs: usize,
+    /// Elect one writer among replicas through a coordination.k8s.io Lease in kube-system.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+}
+
+impl ControllerArgs {
+    fn options(&self) -> controllers::EndpointSliceOptions {
+        controllers::EndpointSliceOptions {
+            max_endpoints_per_slice: self.max_endpoints_per_slice,
+            workers: self.concurrent_service_endpoint_syncs.max(1),
+            leader_election: self.leader_elect.then(controllers::LeaseOptions::default),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct ControllersCommandArgs {
+    /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    controllers: ControllerArgs,
+}
+
+#[derive(Args, Clone)]
+struct PodArgs {
+    /// `ready` or `unready`.
+    #[arg(value_parser = ["ready", "unready"])]
+    state: String,
+    /// The pod's name.
+    name: String,
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Pod IP(s) to record in status.podIPs (comma-separated), if the pod has none yet.
+    #[arg(long)]
+    ip: Option<String>,
+    /// kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -41,6 +94,8 @@ struct UpArgs {
     /// Do not start the cluster DNS server.
     #[arg(long)]
     no_dns: bool,
+    #[command(flatten)]
+    controllers: ControllerArgs,
 }
 
 #[derive(Args, Clone)]
@@ -166,11 +221,16 @@ async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
 
 async fn run_up(args: &UpArgs) -> anyhow::Result<()> {
     let running = start_apiserver(&args.api).await?;
+    let client = client_from(Some(&running.kubeconfig)).await?;
+    let ctl = tokio::spawn(controllers::run(
+        client.clone(),
+        args.controllers.options(),
+        shutdown_signal(),
+    ));
     if args.no_dns {
-        shutdown_signal().await;
+        ctl.await?.context("EndpointSlice controller")?;
         return Ok(());
     }
-    let client = client_from(Some(&running.kubeconfig)).await?;
     let mut opts = dns::DnsOptions {
         listen: args.dns_listen,
         ..Default::default()
@@ -239,6 +299,21 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Dns(a) => run_dns(&a).await,
+            Command::Controllers(a) => {
+                let client = client_from(a.kubeconfig.as_deref()).await?;
+                controllers::run(client, a.controllers.options(), shutdown_signal())
+                    .await
+                    .context("EndpointSlice controller")
+            }
+            Command::Pod(a) => {
+                let client = client_from(a.kubeconfig.as_deref()).await?;
+                let ready = a.state == "ready";
+                controllers::set_pod_ready(&client, &a.namespace, &a.name, ready, a.ip.as_deref())
+                    .await
+                    .context("setting pod readiness")?;
+                println!("pod/{} {}", a.name, a.state);
+                Ok(())
+            }
         }
     })
 }
