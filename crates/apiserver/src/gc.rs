@@ -180,9 +180,9 @@ impl Server {
                         for (dres, dns, dname) in deps {
                             // Only if no other owner of the dependent still exists.
                             if let Ok(dep) = srv.get_object(dres, dns.as_deref(), &dname).await {
-                                let others: Vec<String> =
-                                    owner_uids(&dep).into_iter().filter(|u| *u != uid).collect();
-                                if others.is_empty() || !srv.any_uid_exists(&others).await {
+                                // A dependent with another owner is kept: whether that owner still
+                                // lives is not tracked, and keeping is the safe answer.
+                                if owner_uids(&dep).iter().all(|u| *u == uid) {
                                     srv.gc_delete(dres, dns.as_deref(), &dname).await;
                                 }
                             }
@@ -192,12 +192,6 @@ impl Server {
             }
         }
         Ok(())
-    }
-
-    async fn any_uid_exists(&self, _uids: &[String]) -> bool {
-        // Owners in other kinds than ours cannot exist here; a dependent with a live second owner of a
-        // served kind is rare enough that keeping it is the safe answer.
-        true
     }
 
     async fn gc_delete(&self, res: &'static Resource, ns: Option<&str>, name: &str) {
