@@ -1,7 +1,9 @@
 //! Pod status written as a kubelet would, for clusters without one (svcplane's own, and the lab): phase,
 //! readiness conditions and pod IPs, through the status subresource.
 
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodIP};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStatus, Pod, PodCondition, PodIP,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
@@ -75,6 +77,33 @@ pub async fn set_pod_ready(
         if status.start_time.is_none() {
             status.start_time = Some(Time(now));
         }
+        // kubectl's READY column counts ready containers: report each container running, as kubelet would.
+        let started = status.start_time.clone();
+        let containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or(&[]);
+        status.container_statuses = Some(
+            containers
+                .iter()
+                .map(|c| ContainerStatus {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    image_id: String::new(),
+                    ready,
+                    started: Some(true),
+                    restart_count: 0,
+                    state: Some(ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: started.clone(),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        );
         pod.status = Some(status);
         match api.replace_status(name, &PostParams::default(), &pod).await {
             Ok(_) => return Ok(()),

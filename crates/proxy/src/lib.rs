@@ -37,7 +37,7 @@
 //! | set / map | element | role |
 //! |---|---|---|
 //! | `service-ips` | frontend → `goto <pick chain>` / `goto external-local` | dispatch of new connections (nat) |
-//! | `cluster-endpoints`, `local-endpoints` | frontend . slot → endpoint `addr . port` | the DNAT targets |
+//! | `cluster-endpoints-{tcp,udp,sctp}`, `local-endpoints-…` | frontend . slot → endpoint `addr . port` | the DNAT targets |
 //! | `external-local-cluster`, `external-local-local` | frontend → `goto <pick chain>` | eTP:Local split by source |
 //! | `no-endpoint-services` | frontend → `goto reject-chain` / `drop` | no usable endpoint (filter) |
 //! | `cluster-ips` | ClusterIP | reject unknown ports |
@@ -45,7 +45,9 @@
 //! | `hairpin` | endpoint `addr . addr` | masquerade a pod reaching itself |
 //!
 //! Endpoint choice happens in **shared pick chains** named by what they do, e.g. `cluster-3-masq-offcluster`:
-//! `dnat to daddr . l4proto . dport . numgen random mod 3 map @cluster-endpoints`. Because the frontend is
+//! `meta l4proto tcp dnat to daddr . l4proto . dport . numgen random mod 3 map @cluster-endpoints-tcp` (and
+//! the same for UDP and SCTP: nft types a map's port data by protocol and then makes the DNAT match only
+//! that protocol, so each protocol has its endpoint maps; a single map once let UDP Services fall through). Because the frontend is
 //! read from the packet, one chain serves every frontend with 3 endpoints; there are at most a few chains per
 //! endpoint count in use, whatever the number of Services. Adding a Service is `1 + N` element additions
 //! (plus its ClusterIP, its no-endpoint or firewall entries); adding an endpoint is one slot element plus
@@ -70,8 +72,8 @@
 //!
 //! Two nft 1.0.6 limits shape the text: it cannot write a constant inside a concatenation, so the affinity
 //! chains write slot i as `numgen inc mod 1 offset i` (a netlink executor can load an immediate instead); and
-//! it misreads some `typeof` declarations it gets back from the kernel, so the endpoint maps declare their
-//! data as `tcp dport` (any port fits) and `nft list set … affinity` shows every slot as 0 (display only: the
+//! it misreads some `typeof` declarations it gets back from the kernel (`th dport` in map data), so the
+//! endpoint maps declare their data as the protocol's own port and `nft list set … affinity` shows every slot as 0 (display only: the
 //! kernel keeps the real slot).
 //!
 //! One table per family (`ip svcplane`, `ip6 svcplane`), base chains at kube-proxy's priorities (filter

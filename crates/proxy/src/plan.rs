@@ -378,8 +378,8 @@ fn push_slots(
     slots: &[SocketAddr],
 ) {
     let set = match group {
-        Group::Cluster => SetName::ClusterEndpoints,
-        Group::Local => SetName::LocalEndpoints,
+        Group::Cluster => SetName::ClusterEndpoints(frontend.protocol),
+        Group::Local => SetName::LocalEndpoints(frontend.protocol),
     };
     for (i, addr) in slots.iter().enumerate() {
         push(set, Key::Slot(frontend, i as u32), Value::Endpoint(*addr));

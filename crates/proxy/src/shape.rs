@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::types::{Family, Frontend};
+use crate::types::{Family, Frontend, Protocol};
 
 /// kube-proxy's masquerade mark bit (0x4000).
 pub const MASQUERADE_MARK: u32 = 0x4000;
@@ -27,10 +27,12 @@ pub enum SetName {
     ExternalLocalLocal,
     /// frontend → `goto reject-chain` | `drop`, for frontends without (usable) endpoints.
     NoEndpointServices,
-    /// frontend . slot → endpoint address . port, Cluster policy.
-    ClusterEndpoints,
-    /// frontend . slot → endpoint address . port, Local policy.
-    LocalEndpoints,
+    /// frontend . slot → endpoint address . port, Cluster policy; one map per protocol, because the map's
+    /// data names the port by protocol (`tcp dport`) and nft then makes the DNAT rule match that protocol
+    /// only (with `th dport` data nft 1.0.6 cannot read the map back).
+    ClusterEndpoints(Protocol),
+    /// frontend . slot → endpoint address . port, Local policy, per protocol.
+    LocalEndpoints(Protocol),
     /// endpoint address . same address: a pod reaching itself through a Service is masqueraded.
     Hairpin,
     /// LoadBalancer frontends that have `loadBalancerSourceRanges`.
@@ -40,14 +42,18 @@ pub enum SetName {
 }
 
 impl SetName {
-    pub const ALL: [SetName; 10] = [
+    pub const ALL: [SetName; 14] = [
         SetName::ClusterIps,
         SetName::ServiceIps,
         SetName::ExternalLocalCluster,
         SetName::ExternalLocalLocal,
         SetName::NoEndpointServices,
-        SetName::ClusterEndpoints,
-        SetName::LocalEndpoints,
+        SetName::ClusterEndpoints(Protocol::Tcp),
+        SetName::ClusterEndpoints(Protocol::Udp),
+        SetName::ClusterEndpoints(Protocol::Sctp),
+        SetName::LocalEndpoints(Protocol::Tcp),
+        SetName::LocalEndpoints(Protocol::Udp),
+        SetName::LocalEndpoints(Protocol::Sctp),
         SetName::Hairpin,
         SetName::FirewallIps,
         SetName::FirewallAllow,
@@ -60,8 +66,12 @@ impl SetName {
             SetName::ExternalLocalCluster => "external-local-cluster",
             SetName::ExternalLocalLocal => "external-local-local",
             SetName::NoEndpointServices => "no-endpoint-services",
-            SetName::ClusterEndpoints => "cluster-endpoints",
-            SetName::LocalEndpoints => "local-endpoints",
+            SetName::ClusterEndpoints(Protocol::Tcp) => "cluster-endpoints-tcp",
+            SetName::ClusterEndpoints(Protocol::Udp) => "cluster-endpoints-udp",
+            SetName::ClusterEndpoints(Protocol::Sctp) => "cluster-endpoints-sctp",
+            SetName::LocalEndpoints(Protocol::Tcp) => "local-endpoints-tcp",
+            SetName::LocalEndpoints(Protocol::Udp) => "local-endpoints-udp",
+            SetName::LocalEndpoints(Protocol::Sctp) => "local-endpoints-sctp",
             SetName::Hairpin => "hairpin",
             SetName::FirewallIps => "firewall-ips",
             SetName::FirewallAllow => "firewall-allow",
@@ -75,8 +85,8 @@ impl SetName {
                 | SetName::ExternalLocalCluster
                 | SetName::ExternalLocalLocal
                 | SetName::NoEndpointServices
-                | SetName::ClusterEndpoints
-                | SetName::LocalEndpoints
+                | SetName::ClusterEndpoints(_)
+                | SetName::LocalEndpoints(_)
         )
     }
 
@@ -94,10 +104,13 @@ impl SetName {
             | SetName::ExternalLocalLocal
             | SetName::NoEndpointServices => format!("type {frontend} : verdict"),
             // `typeof` because the slot is numgen's 32-bit integer, which has no `type` spelling. The data
-            // says `tcp dport` but is any port: nft 1.0.6 cannot read back `th dport` in map data from the
-            // kernel ("conflicting protocols"), so later transactions could not use the map.
-            SetName::ClusterEndpoints | SetName::LocalEndpoints => {
-                format!("typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . tcp dport")
+            // names the protocol's port: nft 1.0.6 cannot read back `th dport` in map data from the kernel
+            // ("conflicting protocols"), so later transactions could not use the map.
+            SetName::ClusterEndpoints(p) | SetName::LocalEndpoints(p) => {
+                format!(
+                    "typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . {} dport",
+                    p.nft()
+                )
             }
         }
     }
@@ -206,9 +219,9 @@ impl PickChain {
     /// The chain's rules, one per line, in `nft` syntax.
     pub fn rules(&self, family: Family) -> Vec<String> {
         let ip = family.nft();
-        let map = match self.group {
-            Group::Cluster => SetName::ClusterEndpoints.name(),
-            Group::Local => SetName::LocalEndpoints.name(),
+        let map = |p: Protocol| match self.group {
+            Group::Cluster => SetName::ClusterEndpoints(p).name(),
+            Group::Local => SetName::LocalEndpoints(p).name(),
         };
         let n = self.endpoints.max(1);
         let mut rules = Vec::new();
@@ -220,11 +233,20 @@ impl PickChain {
             Masquerade::All => rules.push("jump mark-for-masquerade".to_string()),
         }
         let frontend = format!("{ip} daddr . meta l4proto . th dport");
-        let dnat = |slot: &str| {
-            format!("meta l4proto @service-protocols dnat {ip} to {frontend} . {slot} map @{map}")
+        // One DNAT per protocol: each protocol's endpoint map names its port type (see SetName).
+        let dnat = |p: Protocol, slot: &str| {
+            format!(
+                "meta l4proto {} dnat {ip} to {frontend} . {slot} map @{}",
+                p.nft(),
+                map(p)
+            )
         };
         match self.affinity {
-            None => rules.push(dnat(&format!("numgen random mod {n}"))),
+            None => {
+                for p in Protocol::ALL {
+                    rules.push(dnat(p, &format!("numgen random mod {n}")));
+                }
+            }
             Some(timeout) => {
                 // nft cannot write a constant inside a concatenation, but `numgen inc mod 1 offset i` always
                 // evaluates to i. The affinity entry remembers a slot, not an endpoint, so it can never lead to
@@ -237,24 +259,34 @@ impl PickChain {
                         slot(i)
                     )
                 };
-                for i in 0..n {
+                for p in Protocol::ALL {
+                    for i in 0..n {
+                        rules.push(format!(
+                            "{client} . {} @affinity {} {}",
+                            slot(i),
+                            remember(i),
+                            dnat(p, &slot(i))
+                        ));
+                    }
+                }
+                // A new client: pick slot i with probability 1/(n-i) of what is left, i.e. uniformly. The
+                // protocol test comes first so that a packet updates the affinity set only in its own rule.
+                for p in Protocol::ALL {
+                    let proto = format!("meta l4proto {}", p.nft());
+                    for i in 0..n - 1 {
+                        rules.push(format!(
+                            "{proto} numgen random mod {} 0 {} {}",
+                            n - i,
+                            remember(i),
+                            dnat(p, &slot(i))
+                        ));
+                    }
                     rules.push(format!(
-                        "{client} . {} @affinity {} {}",
-                        slot(i),
-                        remember(i),
-                        dnat(&slot(i))
+                        "{proto} {} {}",
+                        remember(n - 1),
+                        dnat(p, &slot(n - 1))
                     ));
                 }
-                // A new client: pick slot i with probability 1/(n-i) of what is left, i.e. uniformly.
-                for i in 0..n - 1 {
-                    rules.push(format!(
-                        "numgen random mod {} 0 {} {}",
-                        n - i,
-                        remember(i),
-                        dnat(&slot(i))
-                    ));
-                }
-                rules.push(format!("{} {}", remember(n - 1), dnat(&slot(n - 1))));
             }
         }
         rules

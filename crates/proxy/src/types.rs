@@ -63,6 +63,8 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
     /// Parses the API spelling; an absent protocol is TCP, as the API server defaults it.
     pub fn from_api(value: Option<&str>) -> Option<Protocol> {
         match value.unwrap_or("TCP") {

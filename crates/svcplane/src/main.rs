@@ -9,6 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+mod agent_cmd;
+mod echo;
+mod lab;
+
 #[derive(Parser)]
 #[command(name = "svcplane", version, about = "Kubernetes Services, end to end")]
 struct Cli {
@@ -31,6 +35,12 @@ enum Command {
     Controllers(ControllersCommandArgs),
     /// Set a pod's readiness through its status subresource, as a kubelet would (there is no kubelet here).
     Pod(PodArgs),
+    /// Run the node agent: program this node's nftables for every Service, as kube-proxy does.
+    Agent(agent_cmd::AgentArgs),
+    /// Serve the lab's pod workload: HTTP /hostname and /clientip, TCP and UDP echo.
+    Echo(echo::EchoArgs),
+    /// A multi-node cluster on this machine, built of network namespaces (root only).
+    Lab(lab::LabArgs),
 }
 
 #[derive(Args, Clone)]
@@ -286,6 +296,10 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
         .init();
+    // The lab drives processes and namespaces synchronously (its kubelet makes its own runtime).
+    if let Command::Lab(args) = cli.command {
+        return lab::run(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -314,6 +328,9 @@ fn main() -> anyhow::Result<()> {
                 println!("pod/{} {}", a.name, a.state);
                 Ok(())
             }
+            Command::Agent(a) => agent_cmd::run(a).await,
+            Command::Echo(a) => echo::run(a).await,
+            Command::Lab(_) => unreachable!("handled before the runtime starts"),
         }
     })
 }

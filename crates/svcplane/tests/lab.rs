@@ -1,0 +1,431 @@
+//! End-to-end tests of the data plane in the lab: real namespaces, real nftables programmed by the agent,
+//! real curl, dig and sockets. Root only (CI runs as root); each test builds its own lab under a unique
+//! name and removes it when it ends, even on failure.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_svcplane");
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+struct Lab {
+    name: String,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl Lab {
+    /// Builds a lab, or `None` (with a message) when not root and SVCPLANE_SKIP_ROOT_TESTS=1.
+    fn up(nodes: u8, pods: u8, agent_args: &str) -> Option<Lab> {
+        if !is_root() {
+            assert!(
+                std::env::var("SVCPLANE_SKIP_ROOT_TESTS").is_ok(),
+                "lab tests need root (set SVCPLANE_SKIP_ROOT_TESTS=1 to skip them)"
+            );
+            eprintln!("skipping: not root");
+            return None;
+        }
+        let name = format!(
+            "l{}{}",
+            std::process::id() % 100_000,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let lab = Lab { name };
+        let mut args = vec![
+            "up".to_string(),
+            "--nodes".into(),
+            nodes.to_string(),
+            "--pods-per-node".into(),
+            pods.to_string(),
+        ];
+        if !agent_args.is_empty() {
+            args.push(format!("--agent-args={agent_args}"));
+        }
+        let out = lab.svcplane_lab(&args);
+        assert!(
+            out.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(lab)
+    }
+
+    fn svcplane_lab(&self, args: &[String]) -> Output {
+        Command::new(BIN)
+            .args(["lab", "--name", &self.name])
+            .args(args)
+            .output()
+            .expect("running svcplane lab")
+    }
+
+    fn exec(&self, member: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec".to_string(), member.to_string(), "--".to_string()];
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        self.svcplane_lab(&args)
+    }
+
+    /// stdout of a command in a member's namespace, whether or not it succeeded.
+    fn out(&self, member: &str, cmd: &[&str]) -> String {
+        String::from_utf8_lossy(&self.exec(member, cmd).stdout)
+            .trim()
+            .to_string()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let mut all = vec!["kubectl".to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let out = self.svcplane_lab(&all);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn apply(&self, yaml: &str) {
+        let path = std::env::temp_dir().join(format!(
+            "{}-{}.yaml",
+            self.name,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, yaml).expect("writing manifest");
+        // kubectl runs in the control-plane namespace but reads the file from the shared filesystem.
+        self.kubectl(&["apply", "-f", path.to_str().expect("path")]);
+        let _ = std::fs::remove_file(path);
+    }
+
+    fn cluster_ip(&self, svc: &str) -> String {
+        self.kubectl(&["get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"])
+    }
+
+    /// The agent's applied state on a node.
+    fn agent_state(&self, node: &str) -> Value {
+        let text = self.out(
+            node,
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+                "http://127.0.0.1:10249/debug/state",
+            ],
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Endpoints the agent on `node` applied for a frontend like "10.96.0.5:80/TCP".
+    fn applied_endpoints(&self, node: &str, frontend: &str) -> Option<Vec<String>> {
+        let state = self.agent_state(node);
+        state["frontends"].as_array()?.iter().find_map(|f| {
+            (f["frontend"] == frontend).then(|| {
+                f["endpoints"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|e| e.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+        })
+    }
+
+    /// Waits until every agent has applied `frontend` with exactly `count` endpoints.
+    fn wait_applied(&self, nodes: &[&str], frontend: &str, count: usize) {
+        for node in nodes {
+            eventually(
+                &format!("{node} applies {frontend} with {count} endpoints"),
+                || {
+                    self.applied_endpoints(node, frontend)
+                        .is_some_and(|e| e.len() == count)
+                },
+            );
+        }
+    }
+
+    fn curl(&self, member: &str, url: &str) -> String {
+        self.out(member, &["curl", "-s", "-g", "--max-time", "3", url])
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.svcplane_lab(&["down".to_string()]);
+        if !out.status.success() {
+            eprintln!("lab down: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const ALL_PODS: [&str; 4] = ["pod-1-a", "pod-1-b", "pod-2-a", "pod-2-b"];
+
+fn service(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n{extra_spec}"
+    )
+}
+
+/// Hostnames answering `count` requests from `member` to `url`.
+fn answers(lab: &Lab, member: &str, url: &str, count: usize) -> Vec<String> {
+    (0..count).map(|_| lab.curl(member, url)).collect()
+}
+
+#[test]
+fn lab_clusterip_nodeport_external_and_lb_ips_carry_traffic() {
+    let Some(lab) = Lab::up(2, 2, "") else { return };
+    lab.apply(&service("web", ""));
+    lab.apply(&service(
+        "web-np",
+        "  type: NodePort\n  externalIPs: [192.168.60.10]",
+    ));
+    // A LoadBalancer of a class svcplane does not own: the test plays the cloud and writes the address.
+    lab.apply(&service(
+        "web-lb",
+        "  type: LoadBalancer\n  loadBalancerClass: example.com/not-svcplane",
+    ));
+    lab.kubectl(&[
+        "patch",
+        "svc",
+        "web-lb",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.60.20","ipMode":"VIP"}]}}}"#,
+    ]);
+    let ip = lab.cluster_ip("web");
+    lab.wait_applied(&["node-1", "node-2"], &format!("{ip}:80/TCP"), 4);
+    lab.wait_applied(&["node-1"], "192.168.60.20:80/TCP", 4);
+
+    // ClusterIP by name (cluster DNS through its own Service) and by address, same node and other node;
+    // the answers spread over every pod, the asking pod included (hairpin).
+    for from in ["pod-1-a", "pod-2-a"] {
+        let seen = answers(
+            &lab,
+            from,
+            "http://web.default.svc.cluster.local/hostname",
+            40,
+        );
+        for pod in ALL_PODS {
+            assert!(
+                seen.iter().any(|s| s == pod),
+                "{from}: {pod} never answered: {seen:?}"
+            );
+        }
+        assert!(
+            seen.iter().all(|s| ALL_PODS.contains(&s.as_str())),
+            "{seen:?}"
+        );
+        assert!(ALL_PODS.contains(&lab.curl(from, &format!("http://{ip}/hostname")).as_str()));
+    }
+    // NodePort from the outside client on every node.
+    let node_port = lab.kubectl(&[
+        "get",
+        "svc",
+        "web-np",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    for node_ip in ["192.168.50.11", "192.168.50.12"] {
+        let got = lab.curl("client", &format!("http://{node_ip}:{node_port}/hostname"));
+        assert!(
+            ALL_PODS.contains(&got.as_str()),
+            "NodePort on {node_ip}: {got:?}"
+        );
+    }
+    // externalIPs and the LoadBalancer ingress IP, reached by the client through node-1.
+    for url in [
+        "http://192.168.60.10/hostname",
+        "http://192.168.60.20/hostname",
+    ] {
+        let got = lab.curl("client", url);
+        assert!(ALL_PODS.contains(&got.as_str()), "{url}: {got:?}");
+    }
+}
+
+#[test]
+fn lab_no_endpoints_rejects_and_udp_and_ipv6_work() {
+    let Some(lab) = Lab::up(2, 2, "") else { return };
+    lab.apply("apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nothing}\n  ports: [{port: 80}]\n");
+    lab.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-udp}\nspec:\n  selector: {app: web}\n  ports: [{name: udp, port: 53, protocol: UDP, targetPort: udp-echo}]\n");
+    lab.apply(&service(
+        "web6",
+        "  ipFamilies: [IPv6]\n  ipFamilyPolicy: SingleStack",
+    ));
+    let empty = lab.cluster_ip("empty");
+    lab.wait_applied(&["node-1"], &format!("{empty}:80/TCP"), 0);
+    // Rejected at once: curl reports "connection refused" (exit 7), not a timeout (exit 28).
+    let started = Instant::now();
+    let out = lab.exec(
+        "pod-1-a",
+        &["curl", "-s", "--max-time", "5", &format!("http://{empty}/")],
+    );
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // UDP through a ClusterIP: the echo server answers a `hostname` datagram with its pod's name.
+    let udp = lab.cluster_ip("echo-udp");
+    lab.wait_applied(&["node-1"], &format!("{udp}:53/UDP"), 4);
+    let script = format!(
+        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); \
+         s.sendto(b'hostname', ('{udp}', 53)); print(s.recv(100).decode())"
+    );
+    let got = lab.out("pod-1-a", &["python3", "-c", &script]);
+    assert!(ALL_PODS.contains(&got.as_str()), "UDP answer {got:?}");
+
+    // IPv6 ClusterIP.
+    let ip6 = lab.cluster_ip("web6");
+    assert!(ip6.contains(':'), "{ip6}");
+    lab.wait_applied(&["node-2"], &format!("[{ip6}]:80/TCP"), 4);
+    let got = lab.curl("pod-2-a", &format!("http://[{ip6}]/hostname"));
+    assert!(ALL_PODS.contains(&got.as_str()), "IPv6: {got:?}");
+}
+
+#[test]
+fn lab_affinity_traffic_policies_and_endpoint_removal() {
+    let Some(lab) = Lab::up(2, 2, "") else { return };
+    lab.apply(&service("sticky", "  sessionAffinity: ClientIP"));
+    lab.apply(&service("itp", "  internalTrafficPolicy: Local"));
+    // eTP Local, only the pods of node-1: node-1 answers its health check 200, node-2 503.
+    lab.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: local}\nspec:\n  type: LoadBalancer\n  loadBalancerClass: example.com/not-svcplane\n  externalTrafficPolicy: Local\n  selector: {svcplane.io/lab-node: node-1}\n  ports: [{name: http, port: 80, targetPort: http}]\n",
+    );
+    let sticky = lab.cluster_ip("sticky");
+    lab.wait_applied(&["node-2"], &format!("{sticky}:80/TCP"), 4);
+    let seen = answers(&lab, "pod-2-a", &format!("http://{sticky}/hostname"), 12);
+    assert!(
+        seen.iter().all(|s| s == &seen[0]) && ALL_PODS.contains(&seen[0].as_str()),
+        "affinity did not stick: {seen:?}"
+    );
+
+    let itp = lab.cluster_ip("itp");
+    lab.wait_applied(&["node-2"], &format!("{itp}:80/TCP"), 2);
+    for got in answers(&lab, "pod-2-a", &format!("http://{itp}/hostname"), 10) {
+        assert!(
+            got.starts_with("pod-2-"),
+            "internalTrafficPolicy Local answered by {got:?}"
+        );
+    }
+
+    let port =
+        |path: &str| lab.kubectl(&["get", "svc", "local", "-o", &format!("jsonpath={path}")]);
+    let node_port = port("{.spec.ports[0].nodePort}");
+    let health = port("{.spec.healthCheckNodePort}");
+    let cip = lab.cluster_ip("local");
+    lab.wait_applied(&["node-1", "node-2"], &format!("{cip}:80/TCP"), 2);
+    let code = |node_ip: &str| {
+        lab.out(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+                &format!("http://{node_ip}:{health}/healthz"),
+            ],
+        )
+    };
+    eventually("health check node port answers", || {
+        code("192.168.50.11") == "200"
+    });
+    assert_eq!(code("192.168.50.12"), "503");
+    // The client's own address reaches the pod: no masquerade under eTP Local.
+    let seen = lab.curl(
+        "client",
+        &format!("http://192.168.50.11:{node_port}/clientip"),
+    );
+    assert!(
+        seen.starts_with("192.168.50.100:"),
+        "client IP not kept: {seen:?}"
+    );
+
+    // An endpoint removed: once the agent reports it applied, no new connection reaches it.
+    let web = lab.cluster_ip("sticky");
+    let out = lab.exec(
+        "cp",
+        &[
+            BIN,
+            "pod",
+            "unready",
+            "pod-1-b",
+            "--kubeconfig",
+            &format!("/run/svcplane-lab/{}/kubeconfig", lab.name),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    lab.wait_applied(&["node-2"], &format!("{web}:80/TCP"), 3);
+    lab.kubectl(&[
+        "patch",
+        "svc",
+        "sticky",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"None"}}"#,
+    ]);
+    eventually("affinity off", || {
+        lab.agent_state("node-2")["generation"].as_u64().is_some()
+            && answers(&lab, "pod-2-a", &format!("http://{web}/hostname"), 8)
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 1
+    });
+    for got in answers(&lab, "pod-2-a", &format!("http://{web}/hostname"), 30) {
+        assert_ne!(got, "pod-1-b", "a removed endpoint still answered");
+        assert!(ALL_PODS.contains(&got.as_str()), "{got:?}");
+    }
+}
+
+#[test]
+fn lab_agent_repairs_drift() {
+    let Some(lab) = Lab::up(1, 1, "--sync-period=1s") else {
+        return;
+    };
+    lab.apply(&service("web", ""));
+    let ip = lab.cluster_ip("web");
+    lab.wait_applied(&["node-1"], &format!("{ip}:80/TCP"), 1);
+    let url = format!("http://{ip}/hostname");
+    assert_eq!(lab.curl("pod-1-a", &url), "pod-1-a");
+    for damage in [
+        vec!["nft", "flush", "chain", "ip", "svcplane", "services"],
+        vec!["nft", "flush", "map", "ip", "svcplane", "service-ips"],
+        vec![
+            "nft",
+            "delete",
+            "element",
+            "ip",
+            "svcplane",
+            "cluster-endpoints-tcp",
+            &format!("{{ {ip} . tcp . 80 . 0 }}"),
+        ],
+    ] {
+        let damage: Vec<&str> = damage.iter().map(|s| s.as_ref()).collect();
+        let out = lab.exec("node-1", &damage);
+        assert!(out.status.success(), "{damage:?}: {out:?}");
+        eventually(&format!("repair after {damage:?}"), || {
+            lab.curl("pod-1-a", &url) == "pod-1-a"
+        });
+    }
+}
