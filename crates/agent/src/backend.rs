@@ -1,7 +1,7 @@
 //! How the sync loop reaches the kernel. A backend takes a model (cold sync and drift repair) or a diff
-//! (one change) and makes the kernel's table match. [`NftCli`] pipes `nft -f` text; it is exact but slow
-//! at scale (the CLI re-reads the whole ruleset on every call), so it is the fallback when netlink is not
-//! available.
+//! (one change) and makes the kernel's table match. [`Netlink`] (the default) sends the elements as
+//! netlink batches through the `netfilter` crate; [`NftCli`] pipes `nft -f` text, exact but slow at scale
+//! (the CLI re-reads the whole ruleset on every call), kept as a fallback (`--backend nft`).
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -94,5 +94,57 @@ impl Backend for NftCli {
             "table {fam} {table}\ndelete table {fam} {table}\n"
         ))
         .map(|_| ())
+    }
+}
+
+/// Netlink batches through [`netfilter::Executor`], in the agent's network namespace.
+pub struct Netlink {
+    executor: netfilter::Executor,
+}
+
+impl Netlink {
+    pub fn new(family: Family, table: &str) -> Result<Netlink, BackendError> {
+        netfilter::Executor::new(family, table)
+            .map(|executor| Netlink { executor })
+            .map_err(|e| BackendError::Other(e.to_string()))
+    }
+
+    fn report(r: netfilter::SyncReport) -> SyncReport {
+        SyncReport {
+            operations: r.elements_added + r.elements_deleted + r.chains_changed,
+            duration: r.duration,
+            failed: r
+                .failed
+                .iter()
+                .map(|f| {
+                    (
+                        proxy::shape::element_text(&f.element, &f.value),
+                        f.error.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Backend for Netlink {
+    fn full_sync(&mut self, model: &ProxyModel) -> Result<SyncReport, BackendError> {
+        self.executor
+            .full_sync(model)
+            .map(Netlink::report)
+            .map_err(|e| BackendError::Other(e.to_string()))
+    }
+
+    fn apply(&mut self, model: &ProxyModel, diff: &Diff) -> Result<SyncReport, BackendError> {
+        self.executor
+            .apply(model.config(), diff)
+            .map(Netlink::report)
+            .map_err(|e| BackendError::Other(e.to_string()))
+    }
+
+    fn delete_table(&mut self, _family: Family, _table: &str) -> Result<(), BackendError> {
+        self.executor
+            .delete_table()
+            .map_err(|e| BackendError::Other(e.to_string()))
     }
 }

@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use proxy::{Config, Family, NodePortAddresses, ProxyModel};
 use tokio::net::TcpListener;
 
-pub use backend::{Backend, BackendError, NftCli, SyncReport};
+pub use backend::{Backend, BackendError, Netlink, NftCli, SyncReport};
 
 /// Builds the backend of one family (the binary picks netlink or the `nft` CLI).
 pub type BackendFactory = Box<dyn Fn(Family) -> Box<dyn Backend> + Send>;

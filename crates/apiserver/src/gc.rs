@@ -13,6 +13,7 @@ use store::{EventType, Revision};
 
 use crate::http_util::Params;
 use crate::meta::{self, decode_stored};
+use crate::objects::FOREGROUND;
 use crate::resources::{self, Resource};
 use crate::Server;
 
@@ -41,6 +42,28 @@ fn owner_uids(obj: &Value) -> Vec<String> {
 }
 
 /// The resource and (namespace, name) a store key belongs to.
+/// Whether an object is in foreground deletion, waiting for its dependents.
+fn waits_for_dependents(obj: &Value) -> bool {
+    meta::deletion_requested(obj) && meta::finalizers(obj).iter().any(|f| f == FOREGROUND)
+}
+
+/// (kind, name) of each owner reference.
+fn owner_refs(obj: &Value) -> Vec<(String, String)> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| {
+                    Some((
+                        r.get("kind")?.as_str()?.to_string(),
+                        r.get("name")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn parse_key(key: &str) -> Option<(&'static Resource, Option<String>, String)> {
     let rest = key.strip_prefix("/registry/")?;
     let (plural, rest) = rest.split_once('/')?;
@@ -166,10 +189,26 @@ impl Server {
                     if res.kind == "Namespace" && meta::deletion_requested(&cur) {
                         self.clone().spawn_finalize(name.clone());
                     }
+                    if waits_for_dependents(&cur) {
+                        self.clone()
+                            .spawn_foreground(res, ns.clone(), name.clone(), &cur);
+                    }
                 }
                 EventType::Delete => {
                     self.gc.index(res, &ns, &name, prev.as_ref(), None);
                     let Some(prev) = prev else { continue };
+                    // An owner in foreground deletion may have lost its last dependent.
+                    for (kind, owner) in owner_refs(&prev) {
+                        let Some(ores) = resources::by_kind(&kind) else {
+                            continue;
+                        };
+                        let ons = if ores.namespaced { ns.clone() } else { None };
+                        if let Ok(o) = self.get_object(ores, ons.as_deref(), &owner).await {
+                            if waits_for_dependents(&o) {
+                                self.clone().spawn_foreground(ores, ons, owner, &o);
+                            }
+                        }
+                    }
                     let uid = meta::uid(&prev).to_string();
                     let deps = self.gc.dependents_of(&uid);
                     if deps.is_empty() {
@@ -192,6 +231,93 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// One step of a foreground deletion: delete the dependents (in the foreground too) or, once none is
+    /// left, remove the `foregroundDeletion` finalizer so the owner goes. A dependent that has another owner
+    /// only loses its reference to this one.
+    fn spawn_foreground(
+        self: Arc<Self>,
+        res: &'static Resource,
+        ns: Option<String>,
+        name: String,
+        obj: &Value,
+    ) {
+        let uid = meta::uid(obj).to_string();
+        tokio::spawn(async move {
+            let deps = self.gc.dependents_of(&uid);
+            if deps.is_empty() {
+                self.remove_finalizer(res, ns.as_deref(), &name, &uid, FOREGROUND)
+                    .await;
+                return;
+            }
+            for (dres, dns, dname) in deps {
+                let Ok(dep) = self.get_object(dres, dns.as_deref(), &dname).await else {
+                    continue;
+                };
+                if owner_uids(&dep).iter().any(|u| *u != uid) {
+                    self.drop_owner_ref(dres, dns.as_deref(), &dname, &uid)
+                        .await;
+                    continue;
+                }
+                let p = Params {
+                    grace_period_seconds: Some(0),
+                    propagation_policy: Some("Foreground".into()),
+                    ..Default::default()
+                };
+                if let Err(e) = self
+                    .delete_object(dres, dns.as_deref(), &dname, &p, None)
+                    .await
+                {
+                    if e.code != 404 {
+                        tracing::warn!(resource = dres.plural, name = dname, error = %e.body["message"], "foreground deletion of a dependent failed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Removes one finalizer from the object with this uid (retrying on conflicts).
+    async fn remove_finalizer(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        uid: &str,
+        finalizer: &str,
+    ) {
+        for _ in 0..5 {
+            let Ok(mut obj) = self.get_object(res, ns, name).await else {
+                return;
+            };
+            if meta::uid(&obj) != uid {
+                return;
+            }
+            let Some(list) = obj
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            else {
+                return;
+            };
+            let before = list.len();
+            list.retain(|f| f.as_str() != Some(finalizer));
+            if list.len() == before {
+                return;
+            }
+            match self
+                .update_object(res, ns, name, None, obj, &Params::default(), None)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e.code == 409 => continue,
+                Err(e) => {
+                    if e.code != 404 {
+                        tracing::warn!(resource = res.plural, name, error = %e.body["message"], "removing a finalizer failed");
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     async fn gc_delete(&self, res: &'static Resource, ns: Option<&str>, name: &str) {

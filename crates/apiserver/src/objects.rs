@@ -13,6 +13,9 @@ use crate::services::{self, Plan};
 use crate::status::{ApiError, ApiResult};
 use crate::Server;
 
+/// The finalizer of a foreground deletion (metav1.FinalizerDeleteDependents).
+pub(crate) const FOREGROUND: &str = "foregroundDeletion";
+
 /// How many times a read-modify-write (patch, status, finalizer removal) retries on a concurrent write.
 const MAX_RETRIES: usize = 16;
 
@@ -540,6 +543,22 @@ impl Server {
                     .insert("resourceVersion".into(), json!(resp.revision.to_string()));
                 return Ok(obj);
             }
+            // Foreground: the object stays (deletionTimestamp + the foregroundDeletion finalizer) until the
+            // garbage collector has deleted its dependents, as kube-apiserver and its GC do.
+            if p.propagation_policy.as_deref() == Some("Foreground")
+                && !meta::finalizers(&obj).iter().any(|f| f == FOREGROUND)
+            {
+                let m = meta::meta_mut(&mut obj);
+                let mut list = m
+                    .get("finalizers")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                list.push(json!(FOREGROUND));
+                m.insert("finalizers".into(), Value::Array(list));
+                // A deletion already under way is marked again so the finalizer is stored.
+                m.remove("deletionTimestamp");
+            }
             let grace = self.grace_period(res, &obj, p);
             let keep = !meta::finalizers(&obj).is_empty() || grace > 0;
             if p.propagation_policy.as_deref() == Some("Orphan") {
@@ -640,6 +659,20 @@ impl Server {
     /// Removes the owner reference to `uid` from every dependent (propagationPolicy=Orphan).
     async fn orphan_dependents(&self, uid: &str) -> ApiResult<()> {
         for (res, ns, name) in self.gc.dependents_of(uid) {
+            self.drop_owner_ref(res, ns.as_deref(), &name, uid).await;
+        }
+        Ok(())
+    }
+
+    /// Removes one dependent's owner reference to `uid`.
+    pub(crate) async fn drop_owner_ref(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        uid: &str,
+    ) {
+        {
             let patch = |obj: &Value| -> Value {
                 let mut o = obj.clone();
                 if let Some(refs) = o
@@ -650,25 +683,14 @@ impl Server {
                 }
                 o
             };
-            if let Ok(obj) = self.get_object(res, ns.as_deref(), &name).await {
+            if let Ok(obj) = self.get_object(res, ns, name).await {
                 let rv = precondition_rv(&obj).unwrap_or(0);
                 let p = Params::default();
                 let _ = self
-                    .write_update(
-                        res,
-                        ns.as_deref(),
-                        &name,
-                        None,
-                        patch(&obj),
-                        &obj,
-                        rv,
-                        &p,
-                        None,
-                    )
+                    .write_update(res, ns, name, None, patch(&obj), &obj, rv, &p, None)
                     .await;
             }
         }
-        Ok(())
     }
 }
 

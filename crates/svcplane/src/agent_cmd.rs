@@ -40,6 +40,9 @@ pub struct AgentArgs {
     /// How often the whole table is re-applied to repair drift, e.g. 30s, 1m.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     sync_period: Duration,
+    /// How the kernel is programmed: `netlink` (batches of set elements) or `nft` (the nft CLI, slower).
+    #[arg(long, default_value = "netlink", value_parser = ["netlink", "nft"])]
+    backend: String,
     /// Print the table the agent would program (nft syntax) and exit.
     #[arg(long)]
     dump: bool,
@@ -89,15 +92,28 @@ fn options(args: &AgentArgs) -> anyhow::Result<agent::AgentOptions> {
     Ok(o)
 }
 
-fn backend(_family: Family) -> Box<dyn agent::Backend> {
-    Box::new(agent::NftCli)
+/// The backend factory for `--backend`; netlink falls back to the nft CLI if its socket cannot open.
+fn backends(kind: &str, table: String) -> agent::BackendFactory {
+    let netlink = kind == "netlink";
+    Box::new(move |family| -> Box<dyn agent::Backend> {
+        if netlink {
+            match agent::Netlink::new(family, &table) {
+                Ok(b) => return Box::new(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent: netlink unavailable; using the nft CLI")
+                }
+            }
+        }
+        Box::new(agent::NftCli)
+    })
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let opts = options(&args)?;
     if args.cleanup {
+        let factory = backends(&args.backend, opts.table.clone());
         for family in [Family::V4, Family::V6] {
-            let mut b = backend(family);
+            let mut b = factory(family);
             match b.delete_table(family, &opts.table) {
                 Ok(()) => println!("deleted table {} {}", family.nft(), opts.table),
                 Err(e) => println!("table {} {}: {e}", family.nft(), opts.table),
@@ -109,11 +125,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.dump {
         return dump(client, &opts).await;
     }
-    eprintln!("svcplane agent for node {}", opts.node_name);
+    eprintln!(
+        "svcplane agent for node {} ({} backend)",
+        opts.node_name, args.backend
+    );
+    let factory = backends(&args.backend, opts.table.clone());
     agent::run(
         client,
         opts,
-        Box::new(backend),
+        factory,
         |bound| {
             eprintln!(
                 "svcplane agent: healthz {:?}, metrics {:?}",

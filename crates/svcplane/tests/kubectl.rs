@@ -428,3 +428,62 @@ fn dual_stack_services_get_one_ip_per_family() {
     ]);
     assert!(!left.contains("fd00"), "IPv6 address not released: {left}");
 }
+
+#[test]
+fn foreground_deletion_waits_for_dependents() {
+    let s = ApiServer::start();
+    s.kubectl_ok(&["create", "service", "clusterip", "owner", "--tcp=80:80"]);
+    let uid = s.kubectl_ok(&["get", "svc", "owner", "-o", "jsonpath={.metadata.uid}"]);
+    let slice = format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: owned\n  labels: {{kubernetes.io/service-name: owner}}\n  ownerReferences: [{{apiVersion: v1, kind: Service, name: owner, uid: {uid}, blockOwnerDeletion: true}}]\n  finalizers: [example.com/hold]\naddressType: IPv4\nendpoints: []\n"
+    );
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], &slice);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.kubectl_ok(&[
+        "delete",
+        "svc",
+        "owner",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    // The dependent holds (its own finalizer), so the owner waits, marked for foreground deletion.
+    eventually(
+        Duration::from_secs(10),
+        "the dependent marked for deletion",
+        || {
+            let t = s.kubectl_ok(&[
+                "get",
+                "endpointslice",
+                "owned",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ]);
+            (!t.is_empty()).then_some(())
+        },
+    );
+    let fins = s.kubectl_ok(&[
+        "get",
+        "svc",
+        "owner",
+        "-o",
+        "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}",
+    ]);
+    assert!(fins.contains("foregroundDeletion"), "{fins}");
+    // Once the dependent goes, so does the owner.
+    s.kubectl_ok(&[
+        "patch",
+        "endpointslice",
+        "owned",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually(Duration::from_secs(10), "the owner deleted", || {
+        let out = s.kubectl(&["get", "svc", "owner"]);
+        (!out.status.success()).then_some(())
+    });
+}

@@ -429,3 +429,74 @@ fn lab_agent_repairs_drift() {
         });
     }
 }
+
+#[test]
+fn lab_agent_restart_keeps_established_connections() {
+    use std::io::BufRead;
+    let Some(lab) = Lab::up(1, 2, "") else { return };
+    lab.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo}\nspec:\n  selector: {svcplane.io/lab-pod: pod-1-b}\n  ports: [{name: tcp, port: 7000, targetPort: tcp-echo}]\n");
+    let ip = lab.cluster_ip("echo");
+    lab.wait_applied(&["node-1"], &format!("{ip}:7000/TCP"), 1);
+    let flag = std::env::temp_dir().join(format!("{}-stop", lab.name));
+    let _ = std::fs::remove_file(&flag);
+    // A TCP stream through the ClusterIP that checks every echoed line; it ends when the flag file appears
+    // (or after 60 s) and fails on any reset, close or mismatch.
+    let script = format!(
+        r#"
+import os, socket, sys, time
+s = socket.create_connection(("{ip}", 7000), timeout=5)
+print("connected", flush=True)
+n, deadline = 0, time.time() + 60
+while not os.path.exists("{flag}") and time.time() < deadline:
+    msg = b"line %d\n" % n
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        chunk = s.recv(len(msg) - len(got))
+        if not chunk:
+            sys.exit("connection closed after %d lines" % n)
+        got += chunk
+    if got != msg:
+        sys.exit("mismatch")
+    n += 1
+    time.sleep(0.02)
+print(n, flush=True)
+"#,
+        flag = flag.display()
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "lab", "--name", &lab.name, "exec", "pod-1-a", "--", "python3", "-c", &script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the stream");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("connected")
+    );
+    let out = lab.svcplane_lab(&["restart-agent".into(), "node-1".into()]);
+    assert!(out.status.success(), "{out:?}");
+    // The new agent has synced (restart-agent waits for its healthz); the stream keeps going past it.
+    let generation = lab.agent_state("node-1")["generation"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(generation >= 1);
+    std::fs::write(&flag, b"stop").expect("flag");
+    let status = child.wait().expect("stream");
+    let _ = std::fs::remove_file(&flag);
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err);
+    assert!(
+        status.success(),
+        "stream broke across the agent restart: {err}"
+    );
+    let count: u64 = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(count > 0, "no lines echoed");
+}

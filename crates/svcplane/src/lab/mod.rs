@@ -56,6 +56,8 @@ enum LabCommand {
     },
     /// Print the lab's plan (nodes, pods, addresses) as JSON.
     Status,
+    /// Stop a node's agent and start it again (its rules stay in the kernel meanwhile, as on a real node).
+    RestartAgent { node: String },
     /// (internal) The lab's kubelet stand-in, started by `lab up` in the control-plane namespace.
     #[command(hide = true)]
     Kubelet,
@@ -77,8 +79,14 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             pods_per_node,
             agent_args,
         } => {
-            let plan = LabPlan::new(&args.name, *nodes, *pods_per_node);
-            let result = up(&plan, &dir, agent_args.as_deref());
+            let mut plan = LabPlan::new(&args.name, *nodes, *pods_per_node);
+            plan.agent_args = agent_args
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            let result = up(&plan, &dir);
             if let Err(e) = &result {
                 eprintln!("lab up failed: {e:#}; removing what was built");
                 down(&args.name, &dir);
@@ -111,6 +119,23 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 .args(kargs)
                 .exec();
             Err(err).context("running kubectl")
+        }
+        LabCommand::RestartAgent { node } => {
+            let plan = read_plan(&dir)?;
+            let n = plan
+                .nodes
+                .iter()
+                .find(|n| &n.name == node)
+                .with_context(|| format!("no node {node} in lab {}", plan.name))?;
+            let ns = plan.netns(&n.name);
+            net::kill_matching(&ns, "agent");
+            start_agent(&plan, &dir, &n.name)?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            wait_for(&format!("the agent of {node}"), deadline, || {
+                http_ok(&ns, "http://127.0.0.1:10256/healthz")
+            })?;
+            progress(&format!("agent of {node} restarted"));
+            Ok(())
         }
         LabCommand::Status => {
             let plan = read_plan(&dir)?;
@@ -207,7 +232,25 @@ fn http_ok(ns: &str, url: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn up(plan: &LabPlan, dir: &Path, agent_args: Option<&str>) -> anyhow::Result<()> {
+fn start_agent(plan: &LabPlan, dir: &Path, node: &str) -> anyhow::Result<u32> {
+    let mut args: Vec<String> = vec![
+        "agent".into(),
+        "--node-name".into(),
+        node.to_string(),
+        "--kubeconfig".into(),
+        dir.join("kubeconfig").display().to_string(),
+        "--cluster-cidr".into(),
+        CLUSTER_CIDRS.into(),
+        "--healthz-bind-address".into(),
+        "0.0.0.0:10256".into(),
+        "--metrics-bind-address".into(),
+        "0.0.0.0:10249".into(),
+    ];
+    args.extend(plan.agent_args.iter().cloned());
+    spawn(dir, &plan.netns(node), node, &args)
+}
+
+fn up(plan: &LabPlan, dir: &Path) -> anyhow::Result<()> {
     if !net::lab_namespaces(&plan.name).is_empty() || dir.join("lab.json").exists() {
         bail!(
             "lab {:?} is already up (svcplane lab down --name {})",
@@ -270,7 +313,6 @@ fn up(plan: &LabPlan, dir: &Path, agent_args: Option<&str>) -> anyhow::Result<()
         data.join("kubeconfig").exists()
     })?;
     std::fs::copy(data.join("kubeconfig"), dir.join("kubeconfig"))?;
-    let kubeconfig = dir.join("kubeconfig").display().to_string();
 
     progress("nodes and pods in the API");
     spawn(
@@ -301,23 +343,7 @@ fn up(plan: &LabPlan, dir: &Path, agent_args: Option<&str>) -> anyhow::Result<()
     }
     progress("node agents");
     for node in &plan.nodes {
-        let mut args: Vec<String> = vec![
-            "agent".into(),
-            "--node-name".into(),
-            node.name.clone(),
-            "--kubeconfig".into(),
-            kubeconfig.clone(),
-            "--cluster-cidr".into(),
-            CLUSTER_CIDRS.into(),
-            "--healthz-bind-address".into(),
-            "0.0.0.0:10256".into(),
-            "--metrics-bind-address".into(),
-            "0.0.0.0:10249".into(),
-        ];
-        if let Some(extra) = agent_args {
-            args.extend(extra.split_whitespace().map(String::from));
-        }
-        spawn(dir, &plan.netns(&node.name), &node.name, &args)?;
+        start_agent(plan, dir, &node.name)?;
     }
     for node in &plan.nodes {
         let ns = plan.netns(&node.name);

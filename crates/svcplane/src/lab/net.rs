@@ -179,6 +179,41 @@ pub fn lab_namespaces(lab: &str) -> Vec<String> {
     out
 }
 
+/// Stops (TERM, then KILL) the processes of a namespace whose command line has `word` as an argument.
+pub fn kill_matching(ns: &str, word: &str) {
+    let matching = || -> Vec<String> {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        pids.split_whitespace()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| c.split(|b| *b == 0).any(|a| a == word.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .map(String::from)
+            .collect()
+    };
+    for signal in ["TERM", "KILL"] {
+        let pids = matching();
+        if pids.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status();
+        for _ in 0..40 {
+            if matching().is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 /// Kills every process in a namespace, then deletes it and its /etc/netns directory.
 pub fn remove_netns(ns: &str) {
     for signal in ["TERM", "KILL"] {

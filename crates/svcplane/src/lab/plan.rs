@@ -24,6 +24,9 @@ pub struct LabPlan {
     pub name: String,
     pub nodes: Vec<NodePlan>,
     pub pods: Vec<PodPlan>,
+    /// Extra flags of every node agent (`lab up --agent-args`).
+    #[serde(default)]
+    pub agent_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +56,7 @@ impl LabPlan {
             name: name.to_string(),
             nodes: Vec::new(),
             pods: Vec::new(),
+            agent_args: Vec::new(),
         };
         for i in 1..=nodes {
             let node = format!("node-{i}");
