@@ -1,6 +1,8 @@
 //! A Kubernetes-compatible API server for Service networking: the REST conventions of kube-apiserver
 //! (discovery, CRUD, patch, watch, Tables, OpenAPI) over HTTPS, with Service defaulting, validation and
-//! allocation done in the same store transaction as the write.
+//! allocation done in the same store transaction as the write. Besides the built-in kinds it serves
+//! svcplane's own `LoadBalancerIPPool` (`svcplane.io/v1alpha1`, see [`pools`]) exactly as kube-apiserver
+//! would serve it from the CustomResourceDefinition in `deploy/crds/`.
 //!
 //! It owns request handling and the rules of each kind. It must not reach into other components:
 //! controllers, DNS and the node agent are API clients like kubectl, and storage is behind
@@ -14,6 +16,7 @@ mod meta;
 mod metrics;
 mod objects;
 mod openapi_docs;
+pub mod pools;
 mod protobuf;
 pub mod resources;
 mod router;

@@ -183,6 +183,7 @@ pub fn typed_roundtrip(res: &Resource, obj: &Value) -> Result<(Value, Vec<String
         "Lease" => rt!(coordination::v1::Lease),
         "ServiceCIDR" => rt!(networking::v1::ServiceCIDR),
         "IPAddress" => rt!(networking::v1::IPAddress),
+        crate::pools::KIND => rt!(crate::pools::LoadBalancerIPPool),
         _ => Ok(obj.clone()),
     }
     .map_err(|e| {

@@ -243,6 +243,10 @@ impl Server {
                 }
                 Ok((obj, Plan::default()))
             }
+            crate::pools::KIND => Ok((
+                prepare_pool(res, obj, old, sub == Some("status"))?,
+                Plan::default(),
+            )),
             _ => Ok((obj, Plan::default())),
         }
     }
@@ -447,6 +451,14 @@ impl Server {
         }
         let ptype = ::patch::PatchType::from_content_type(content_type)
             .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+        if res.is_custom() && ptype == ::patch::PatchType::StrategicMerge {
+            // As for any custom resource: there is no Go struct to carry patch strategies.
+            return Err(ApiError::from_parts(
+                415,
+                "UnsupportedMediaType",
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"),
+            ));
+        }
         let key = res.key(ns, name);
         for _ in 0..MAX_RETRIES {
             let Some(kv) = self.store.get(&key).await? else {
@@ -700,6 +712,51 @@ fn is_graceful_pod(res: &Resource, obj: &Value) -> bool {
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .is_some_and(|g| g > 0)
+}
+
+/// Defaults and validates a LoadBalancerIPPool write, and keeps `metadata.generation` as kube-apiserver
+/// keeps it for custom resources with a status subresource: 1 on create, +1 on each spec change.
+fn prepare_pool(
+    res: &Resource,
+    obj: Value,
+    old: Option<&Value>,
+    status_only: bool,
+) -> ApiResult<Value> {
+    use crate::pools::{self, LoadBalancerIPPool};
+    let name = meta::name(&obj).to_string();
+    let mut pool: LoadBalancerIPPool = serde_json::from_value(obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            res.kind, res.version, res.kind
+        ))
+    })?;
+    let old_pool: Option<LoadBalancerIPPool> =
+        old.and_then(|o| serde_json::from_value(o.clone()).ok());
+    let errs = if status_only {
+        pools::validate_status(&pool)
+    } else {
+        if old.is_none() {
+            // Status is written through the status subresource only, as for CRDs that enable it.
+            pool.status = None;
+        }
+        pools::default_pool(&mut pool);
+        pools::validate_spec(&pool)
+    };
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_fields(res, &name, &errs));
+    }
+    pool.metadata.generation = Some(match &old_pool {
+        None => 1,
+        Some(o) => {
+            let g = o.metadata.generation.unwrap_or(1);
+            if o.spec != pool.spec {
+                g + 1
+            } else {
+                g
+            }
+        }
+    });
+    serde_json::to_value(pool).map_err(ApiError::internal)
 }
 
 fn patch_error(e: ::patch::PatchError) -> ApiError {

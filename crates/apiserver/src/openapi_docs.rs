@@ -14,6 +14,7 @@ impl OpenApiDocs {
     pub fn build() -> Self {
         let served: Vec<openapi::ServedResource> = resources::ALL
             .iter()
+            .filter(|r| !r.is_custom())
             .map(|r| openapi::ServedResource {
                 group: r.group,
                 version: r.version,
@@ -25,6 +26,26 @@ impl OpenApiDocs {
             })
             .collect();
         let mut doc = openapi::OpenApi::new(&served);
+        // Our own kinds are described as their CustomResourceDefinitions describe them on real clusters.
+        for r in resources::ALL.iter().filter(|r| r.is_custom()) {
+            let schema = match r.kind {
+                crate::pools::KIND => Some(crate::pools::openapi_v3_schema()),
+                _ => None,
+            };
+            let added = doc.with_custom(openapi::CustomResource {
+                group: r.group.into(),
+                version: r.version.into(),
+                kind: r.kind.into(),
+                plural: r.plural.into(),
+                namespaced: r.namespaced,
+                subresources: r.subresources.iter().map(|s| (*s).to_owned()).collect(),
+                verbs: r.verbs().iter().map(|s| (*s).to_owned()).collect(),
+                schema,
+            });
+            if let Err(e) = added {
+                tracing::error!(kind = r.kind, error = %e, "custom kind left out of the OpenAPI documents");
+            }
+        }
         // kubectl computes apply patches from these; they must match what the server merges by.
         let strategies: Vec<patch::FieldStrategy> = resources::ALL
             .iter()

@@ -29,8 +29,18 @@ impl Resource {
     /// Store key prefix of all objects of this resource, as kube-apiserver lays out etcd.
     pub fn prefix(&self) -> String {
         // Plurals of the built-in resources are unique, so (as kube-apiserver does for them) the group is
-        // left out.
-        format!("/registry/{}/", self.plural)
+        // left out; custom resources are stored under their group, as kube-apiserver stores CRs.
+        if self.is_custom() {
+            format!("/registry/{}/{}/", self.group, self.plural)
+        } else {
+            format!("/registry/{}/", self.plural)
+        }
+    }
+
+    /// A kind that real clusters serve from a CustomResourceDefinition (our own group): it follows CRD
+    /// rules where they differ from built-in kinds (no strategic merge patch, storage layout).
+    pub fn is_custom(&self) -> bool {
+        !self.group.is_empty() && !self.group.ends_with(".k8s.io")
     }
 
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
@@ -186,6 +196,18 @@ pub static IP_ADDRESSES: Resource = Resource {
     )
 };
 
+/// svcplane's own kind: the LoadBalancer address pools (the CRD in `deploy/crds/` for real clusters).
+pub static LOAD_BALANCER_IP_POOLS: Resource = res(
+    crate::pools::GROUP,
+    crate::pools::VERSION,
+    crate::pools::KIND,
+    "loadbalancerippools",
+    "loadbalancerippool",
+    false,
+    &["lbippool"],
+    true,
+);
+
 pub static ALL: &[&Resource] = &[
     &NAMESPACES,
     &SERVICES,
@@ -197,6 +219,7 @@ pub static ALL: &[&Resource] = &[
     &LEASES,
     &SERVICE_CIDRS,
     &IP_ADDRESSES,
+    &LOAD_BALANCER_IP_POOLS,
 ];
 
 /// API groups in discovery order, with their (single, preferred) version.
@@ -204,6 +227,7 @@ pub static GROUPS: &[(&str, &str)] = &[
     ("discovery.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
     ("networking.k8s.io", "v1"),
+    (crate::pools::GROUP, crate::pools::VERSION),
 ];
 
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {

@@ -7,11 +7,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
@@ -19,6 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::cache::{Cache, Key};
 use crate::events::Recorder;
+use crate::feed::{feed, key_of, Fed};
 use crate::leader::{default_identity, Elector, LeaseOptions};
 use crate::metrics::METRICS;
 use crate::model::{node_zone, PodInfo, ServiceInfo};
@@ -63,6 +63,13 @@ struct Shared {
     desired: Mutex<std::collections::HashMap<Key, usize>>,
 }
 
+impl Fed for Shared {
+    type Cache = Cache;
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache()
+    }
+}
+
 impl Shared {
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
@@ -71,55 +78,6 @@ impl Shared {
     fn enqueue(&self, keys: impl IntoIterator<Item = Key>) {
         for k in keys {
             self.queue.add(k);
-        }
-    }
-}
-
-fn key_of<K: kube::Resource>(o: &K) -> Key {
-    (o.namespace().unwrap_or_default(), o.name_any())
-}
-
-/// Feeds one watch into the cache. Re-lists (after a 410 Gone) end with the objects that were not listed
-/// again treated as deleted. Flags `synced` after the first complete list.
-async fn feed<K, S>(
-    stream: S,
-    shared: Arc<Shared>,
-    what: &'static str,
-    apply: impl Fn(&Shared, K),
-    delete: impl Fn(&Shared, &Key),
-    cached_keys: impl Fn(&Cache) -> Vec<Key>,
-    synced: watch::Sender<bool>,
-) where
-    K: kube::Resource,
-    S: Stream<Item = Result<Event<K>, watcher::Error>>,
-{
-    let mut stream = std::pin::pin!(stream);
-    let mut seen: Option<HashSet<Key>> = None;
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(Event::Apply(o)) => apply(&shared, o),
-            Ok(Event::Delete(o)) => delete(&shared, &key_of(&o)),
-            Ok(Event::Init) => seen = Some(HashSet::new()),
-            Ok(Event::InitApply(o)) => {
-                if let Some(s) = seen.as_mut() {
-                    s.insert(key_of(&o));
-                }
-                apply(&shared, o);
-            }
-            Ok(Event::InitDone) => {
-                if let Some(s) = seen.take() {
-                    let gone: Vec<Key> = cached_keys(&shared.cache())
-                        .into_iter()
-                        .filter(|k| !s.contains(k))
-                        .collect();
-                    for k in gone {
-                        delete(&shared, &k);
-                    }
-                }
-                let _ = synced.send(true);
-                tracing::debug!(resource = what, "watch cache synced");
-            }
-            Err(e) => tracing::warn!(resource = what, error = %e, "watch failed; retrying"),
         }
     }
 }

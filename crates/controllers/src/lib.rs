@@ -1,17 +1,25 @@
-//! Controllers of svcplane that keep derived objects in step with what users write. Today: the
-//! EndpointSlice controller — for each Service with a selector, the EndpointSlices (and the v1 Endpoints
-//! object) of the pods it selects, with the rules of upstream's `endpointslice` and `endpoint` controllers.
+//! Controllers of svcplane that keep derived objects in step with what users write:
 //!
-//! It owns the computation of endpoints from Services, Pods and Nodes, and the writes of EndpointSlices,
-//! Endpoints and Events. It is a client of the Kubernetes API only (kube watches, no store access), so it
-//! runs unchanged against svcplane's API server or any cluster; it must not write Pods, Services or Nodes
-//! (except [`set_pod_ready`], the kubelet's job done on request) and must not touch slices it does not
-//! manage (another `managed-by`, or Services without a selector).
+//! - the EndpointSlice controller — for each Service with a selector, the EndpointSlices (and the v1
+//!   Endpoints object) of the pods it selects, with the rules of upstream's `endpointslice` and `endpoint`
+//!   controllers;
+//! - the LoadBalancer IPAM controller ([`lbipam`]) — addresses from `LoadBalancerIPPool`s into the status
+//!   of `type: LoadBalancer` Services.
+//!
+//! They own the computation of endpoints from Services, Pods and Nodes and of LoadBalancer addresses from
+//! pools, and the writes of EndpointSlices, Endpoints, Service status (`loadBalancer` only), pool status
+//! and Events. They are clients of the Kubernetes API only (kube watches, no store access), so they run
+//! unchanged against svcplane's API server or any cluster; they must not write Pods, Nodes or Service
+//! specs (except [`set_pod_ready`], the kubelet's job done on request) and must not touch slices they do
+//! not manage (another `managed-by`, or Services without a selector) nor Services of another
+//! `loadBalancerClass`.
 
 mod cache;
 mod controller;
 pub mod endpoints;
 mod events;
+mod feed;
+pub mod lbipam;
 pub mod leader;
 mod metrics;
 pub mod model;
@@ -36,9 +44,11 @@ pub enum Error {
     InvalidIp(String),
 }
 
-/// The controller's metrics in the Prometheus text format (for a `/metrics` endpoint).
+/// The controllers' metrics in the Prometheus text format (for a `/metrics` endpoint).
 pub fn metrics_text() -> String {
-    metrics::METRICS.text()
+    let mut t = metrics::METRICS.text();
+    t.push_str(&lbipam::metrics::METRICS.text());
+    t
 }
 
 /// The controller's counters so far in this process (syncs, slice changes, Endpoints writes).

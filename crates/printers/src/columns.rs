@@ -62,6 +62,13 @@ mod doc {
     pub const SLICE_ENDPOINTS: &str = "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints.";
 
     pub const SERVICE_CIDRS: &str = "CIDRs defines the IP blocks in CIDR notation (e.g. \"192.168.0.0/24\" or \"2001:db8::/64\") from which to assign service cluster IPs. Max of two CIDRs is allowed, one of each IP family. This field is immutable.";
+    pub const POOL_CIDRS: &str =
+        "IPv4 and IPv6 blocks of the pool: CIDRs or inclusive address ranges.";
+    pub const POOL_AUTO_ASSIGN: &str =
+        "Whether Services that ask for no pool get addresses from this one.";
+    pub const POOL_PRIORITY: &str = "Order in which pools are tried: higher first, then by name.";
+    pub const POOL_USED: &str = "Addresses assigned to Services.";
+    pub const POOL_TOTAL: &str = "Assignable addresses (saturates at 2^63-1).";
     pub const IP_PARENT_REF: &str = "ParentRef references the resource that an IPAddress is attached to. An IPAddress must reference a parent object.";
 }
 
@@ -181,6 +188,25 @@ const SERVICE_CIDR: &[Column] = &[NAME, col("CIDRs", "string", doc::SERVICE_CIDR
 // Upstream declares no Age column for IPAddresses although the rows carry an age cell.
 const IP_ADDRESS: &[Column] = &[NAME, col("ParentRef", "string", doc::IP_PARENT_REF)];
 
+// svcplane's LoadBalancerIPPool; the same columns as the additionalPrinterColumns of its CRD.
+const LB_IP_POOL: &[Column] = &[
+    NAME,
+    col("CIDRs", "string", doc::POOL_CIDRS),
+    col("Auto Assign", "boolean", doc::POOL_AUTO_ASSIGN),
+    col("Priority", "integer", doc::POOL_PRIORITY),
+    col("IPv4 Used", "integer", doc::POOL_USED),
+    Column {
+        priority: 1,
+        ..col("IPv4 Total", "integer", doc::POOL_TOTAL)
+    },
+    col("IPv6 Used", "integer", doc::POOL_USED),
+    Column {
+        priority: 1,
+        ..col("IPv6 Total", "integer", doc::POOL_TOTAL)
+    },
+    AGE,
+];
+
 /// The generic apiserver's convertor for resources without a printer.
 const DEFAULT: &[Column] = &[NAME, col("Created At", "date", doc::CREATION_TIMESTAMP)];
 
@@ -196,6 +222,7 @@ pub(crate) fn for_resource(resource: Resource) -> Vec<Value> {
         Resource::Leases => LEASE,
         Resource::ServiceCidrs => SERVICE_CIDR,
         Resource::IpAddresses => IP_ADDRESS,
+        Resource::LoadBalancerIpPools => LB_IP_POOL,
         Resource::Other => DEFAULT,
     };
     columns

@@ -35,6 +35,8 @@ pub enum Resource {
     Leases,
     ServiceCidrs,
     IpAddresses,
+    /// svcplane.io LoadBalancerIPPools.
+    LoadBalancerIpPools,
     /// Resources without a dedicated printer: the generic Name / Created At table.
     Other,
 }
@@ -52,6 +54,7 @@ impl Resource {
             "leases" => Self::Leases,
             "servicecidrs" => Self::ServiceCidrs,
             "ipaddresses" => Self::IpAddresses,
+            "loadbalancerippools" => Self::LoadBalancerIpPools,
             _ => Self::Other,
         }
     }
@@ -69,6 +72,7 @@ impl Resource {
             Self::Leases => ("coordination.k8s.io/v1", "Lease"),
             Self::ServiceCidrs => ("networking.k8s.io/v1", "ServiceCIDR"),
             Self::IpAddresses => ("networking.k8s.io/v1", "IPAddress"),
+            Self::LoadBalancerIpPools => ("svcplane.io/v1alpha1", "LoadBalancerIPPool"),
             Self::Other => return None,
         })
     }
@@ -99,6 +103,7 @@ pub(crate) fn row_cells_for(resource: Resource, obj: &Value, now: DateTime<Utc>)
         Resource::Leases => rows::simple::lease_cells(obj, now),
         Resource::ServiceCidrs => rows::simple::service_cidr_cells(obj, now),
         Resource::IpAddresses => rows::simple::ip_address_cells(obj, now),
+        Resource::LoadBalancerIpPools => rows::simple::lb_ip_pool_cells(obj, now),
         Resource::Other => rows::simple::default_cells(obj),
     }
 }

@@ -7,7 +7,8 @@
 //! port): the lowest (rank, owner) wins, so the outcome does not depend on the order of events.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+// foldhash: the model hashes every element on every change; SipHash was a tenth of its time.
+use foldhash::HashMap;
 use std::hash::Hash;
 
 pub(crate) type OwnerId = u32;
@@ -45,8 +46,8 @@ pub(crate) struct ClaimMap<K, V> {
 impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
     pub fn new() -> Self {
         ClaimMap {
-            map: HashMap::new(),
-            pending: HashMap::new(),
+            map: HashMap::default(),
+            pending: HashMap::default(),
         }
     }
 

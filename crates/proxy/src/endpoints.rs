@@ -2,7 +2,7 @@
 //! kube-proxy's semantics (`pkg/proxy/topology.go`: ready endpoints, else serving-terminating ones (KEP-1669);
 //! Local traffic policies; topology hints only when every ready endpoint carries one).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -132,7 +132,7 @@ pub(crate) fn port_endpoints<'a>(
     protocol: Protocol,
 ) -> Vec<Endpoint<'a>> {
     let mut out: Vec<Endpoint<'a>> = Vec::new();
-    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::default();
     for slice in slices {
         for port in slice
             .ports

@@ -1,7 +1,8 @@
 //! The desired state of one node's Services for one IP family, updated one API object at a time.
 
+use foldhash::HashMap;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -64,15 +65,15 @@ impl ProxyModel {
             config,
             node: NodeInfo::default(),
             nodeport_ips: Vec::new(),
-            owner_ids: HashMap::new(),
+            owner_ids: HashMap::default(),
             owners: Vec::new(),
-            services: HashMap::new(),
-            slices: HashMap::new(),
-            slices_by_service: HashMap::new(),
-            plans: HashMap::new(),
+            services: HashMap::default(),
+            slices: HashMap::default(),
+            slices_by_service: HashMap::default(),
+            plans: HashMap::default(),
             elements: ClaimMap::new(),
             frontends: ClaimMap::new(),
-            chains: HashMap::new(),
+            chains: HashMap::default(),
         }
     }
 
@@ -343,7 +344,7 @@ impl ProxyModel {
     }
 
     fn pick_chain_refs(&self) -> HashMap<PickChain, u32> {
-        let mut refs = HashMap::new();
+        let mut refs = HashMap::default();
         for (_, value) in self.elements.active() {
             if let Some(chain) = value.pick_chain() {
                 *refs.entry(chain).or_insert(0) += 1;

@@ -2,7 +2,8 @@
 //! elements that implement them; the translation of kube-proxy's `syncProxyRules` per Service port into
 //! the element vocabulary of [`crate::shape`].
 
-use std::collections::{BTreeSet, HashSet};
+use foldhash::HashSet;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
@@ -140,7 +141,7 @@ fn stable_slots(old: &[SocketAddr], new_sorted: &[SocketAddr]) -> Vec<SocketAddr
     let wanted: HashSet<&SocketAddr> = new_sorted.iter().collect();
     let n = new_sorted.len();
     let mut slots: Vec<Option<SocketAddr>> = vec![None; n];
-    let mut placed: HashSet<SocketAddr> = HashSet::new();
+    let mut placed: HashSet<SocketAddr> = HashSet::default();
     for (i, addr) in old.iter().enumerate().take(n) {
         if wanted.contains(addr) {
             slots[i] = Some(*addr);

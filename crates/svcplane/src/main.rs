@@ -25,13 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything on this machine: the API server with its embedded store, and the cluster DNS.
+    /// Run everything on this machine: the API server with its embedded store, the controllers and the
+    /// cluster DNS.
     Up(UpArgs),
     /// Run the Kubernetes-compatible API server alone.
     Apiserver(ApiServerArgs),
     /// Run the cluster DNS server alone, against any Kubernetes API (svcplane's or a real cluster's).
     Dns(DnsCommandArgs),
-    /// Run the EndpointSlice controller alone, against any Kubernetes API.
+    /// Run the EndpointSlice and LoadBalancer IPAM controllers alone, against any Kubernetes API.
     Controllers(ControllersCommandArgs),
     /// Set a pod's readiness through its status subresource, as a kubelet would (there is no kubelet here).
     Pod(PodArgs),
@@ -51,9 +52,19 @@ struct ControllerArgs {
     /// Services synced in parallel.
     #[arg(long, default_value_t = 5)]
     concurrent_service_endpoint_syncs: usize,
-    /// Elect one writer among replicas through a coordination.k8s.io Lease in kube-system.
+    /// Elect one writer among replicas through a coordination.k8s.io Lease in kube-system (one Lease per
+    /// controller).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// Run the LoadBalancer IPAM controller (addresses from LoadBalancerIPPools into the status of
+    /// LoadBalancer Services of class svcplane.io/lb or none). Turn off where another implementation
+    /// serves those Services.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    lb_ipam: bool,
+    /// The simplest pool: CIDRs or first-last ranges (comma-separated) of a LoadBalancerIPPool named
+    /// "default", created or updated at start.
+    #[arg(long, value_delimiter = ',')]
+    loadbalancer_ip_pool: Vec<String>,
 }
 
 impl ControllerArgs {
@@ -63,6 +74,41 @@ impl ControllerArgs {
             workers: self.concurrent_service_endpoint_syncs.max(1),
             leader_election: self.leader_elect.then(controllers::LeaseOptions::default),
         }
+    }
+
+    fn lb_ipam_options(&self) -> controllers::lbipam::LbIpamOptions {
+        let mut o = controllers::lbipam::LbIpamOptions {
+            default_pool: self
+                .loadbalancer_ip_pool
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            ..Default::default()
+        };
+        if !self.leader_elect {
+            o.leader_election = None;
+        }
+        o
+    }
+
+    /// Runs the enabled controllers side by side until shutdown; the first error ends them all.
+    async fn run(&self, client: kube::Client) -> anyhow::Result<()> {
+        let endpoints = async {
+            controllers::run(client.clone(), self.options(), shutdown_signal())
+                .await
+                .context("EndpointSlice controller")
+        };
+        let lb = async {
+            if !self.lb_ipam {
+                return Ok(());
+            }
+            controllers::lbipam::run(client.clone(), self.lb_ipam_options(), shutdown_signal())
+                .await
+                .context("LoadBalancer IPAM controller")
+        };
+        tokio::try_join!(endpoints, lb)?;
+        Ok(())
     }
 }
 
@@ -232,13 +278,11 @@ async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
 async fn run_up(args: &UpArgs) -> anyhow::Result<()> {
     let running = start_apiserver(&args.api).await?;
     let client = client_from(Some(&running.kubeconfig)).await?;
-    let ctl = tokio::spawn(controllers::run(
-        client.clone(),
-        args.controllers.options(),
-        shutdown_signal(),
-    ));
+    let ctl_args = args.controllers.clone();
+    let ctl_client = client.clone();
+    let ctl = tokio::spawn(async move { ctl_args.run(ctl_client).await });
     if args.no_dns {
-        ctl.await?.context("EndpointSlice controller")?;
+        ctl.await??;
         return Ok(());
     }
     let mut opts = dns::DnsOptions {
@@ -315,9 +359,7 @@ fn main() -> anyhow::Result<()> {
             Command::Dns(a) => run_dns(&a).await,
             Command::Controllers(a) => {
                 let client = client_from(a.kubeconfig.as_deref()).await?;
-                controllers::run(client, a.controllers.options(), shutdown_signal())
-                    .await
-                    .context("EndpointSlice controller")
+                a.controllers.run(client).await
             }
             Command::Pod(a) => {
                 let client = client_from(a.kubeconfig.as_deref()).await?;

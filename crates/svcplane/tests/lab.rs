@@ -292,10 +292,42 @@ fn lab_no_endpoints_rejects_and_udp_and_ipv6_work() {
     let got = lab.out("pod-1-a", &["python3", "-c", &script]);
     assert!(ALL_PODS.contains(&got.as_str()), "UDP answer {got:?}");
 
+    // UDP after an endpoint change: the same client flow (same source port, so the same conntrack entry)
+    // must move off a removed endpoint at once, which needs the agent's conntrack cleanup.
+    let fixed = format!(
+        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); \
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 40053)); \
+         s.sendto(b'hostname', ('{udp}', 53)); print(s.recv(100).decode())"
+    );
+    let first = lab.out("pod-2-a", &["python3", "-c", &fixed]);
+    assert!(ALL_PODS.contains(&first.as_str()), "UDP answer {first:?}");
+    assert_eq!(
+        lab.out("pod-2-a", &["python3", "-c", &fixed]),
+        first,
+        "one flow, one endpoint"
+    );
+    let out = lab.exec(
+        "cp",
+        &[
+            BIN,
+            "pod",
+            "unready",
+            &first,
+            "--kubeconfig",
+            &format!("/run/svcplane-lab/{}/kubeconfig", lab.name),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    lab.wait_applied(&["node-2"], &format!("{udp}:53/UDP"), 3);
+    let after = lab.out("pod-2-a", &["python3", "-c", &fixed]);
+    assert!(ALL_PODS.contains(&after.as_str()), "UDP answer {after:?}");
+    assert_ne!(after, first, "the flow still reaches the removed endpoint");
+
     // IPv6 ClusterIP.
     let ip6 = lab.cluster_ip("web6");
     assert!(ip6.contains(':'), "{ip6}");
-    lab.wait_applied(&["node-2"], &format!("[{ip6}]:80/TCP"), 4);
+    // One pod was made unready above.
+    lab.wait_applied(&["node-2"], &format!("[{ip6}]:80/TCP"), 3);
     let got = lab.curl("pod-2-a", &format!("http://[{ip6}]/hostname"));
     assert!(ALL_PODS.contains(&got.as_str()), "IPv6: {got:?}");
 }

@@ -35,6 +35,27 @@ pub(crate) fn service_cidr_cells(cidr: &Value, now: DateTime<Utc>) -> Vec<Value>
     ]
 }
 
+/// A LoadBalancerIPPool row. Fields the pool lacks (no IPv6 block, no status yet) are null cells, which
+/// kubectl prints as `<none>`, as it does for a CRD column whose JSONPath finds nothing.
+pub(crate) fn lb_ip_pool_cells(pool: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let cidrs: Vec<&str> = arr_at(pool, &["spec", "cidrs"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let field = |path: &[&str]| get(pool, path).cloned().unwrap_or(Value::Null);
+    vec![
+        json!(name(pool)),
+        json!(cidrs.join(",")),
+        field(&["spec", "autoAssign"]),
+        field(&["spec", "priority"]),
+        field(&["status", "ipv4", "used"]),
+        field(&["status", "ipv4", "total"]),
+        field(&["status", "ipv6", "used"]),
+        field(&["status", "ipv6", "total"]),
+        json!(age_since(creation_timestamp(pool), now)),
+    ]
+}
+
 /// Upstream emits an age cell although IPAddress declares only Name and ParentRef columns;
 /// kept so clients see the same rows.
 pub(crate) fn ip_address_cells(ip: &Value, now: DateTime<Utc>) -> Vec<Value> {
@@ -147,6 +168,27 @@ mod tests {
         );
         let orphan = json!({"metadata": {"name": "192.0.2.2"}, "spec": {}});
         assert_eq!(ip_address_cells(&orphan, now())[1], json!("<none>"));
+    }
+
+    #[test]
+    fn lb_ip_pool_row() {
+        let p = json!({"metadata": {"name": "default", "creationTimestamp": "2025-05-01T11:59:00Z"},
+                       "spec": {"cidrs": ["192.0.2.0/24", "192.0.3.1-192.0.3.9"], "autoAssign": true, "priority": 0},
+                       "status": {"ipv4": {"total": 263, "used": 2}}});
+        assert_eq!(
+            lb_ip_pool_cells(&p, now()),
+            vec![
+                json!("default"),
+                json!("192.0.2.0/24,192.0.3.1-192.0.3.9"),
+                json!(true),
+                json!(0),
+                json!(2),
+                json!(263),
+                Value::Null,
+                Value::Null,
+                json!("60s")
+            ]
+        );
     }
 
     #[test]
