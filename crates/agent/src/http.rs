@@ -93,6 +93,7 @@ async fn debug_state(State(state): State<SharedState>) -> Response {
         "pending": s.pending_since.is_some(),
         "frontends": frontends,
         "failedServices": s.failed_services,
+        "announcing": s.announce.as_ref().map(|a| a.announced().iter().map(|ip| ip.to_string()).collect::<Vec<_>>()),
     });
     json_response(StatusCode::OK, body.to_string())
 }
@@ -183,6 +184,9 @@ async fn metrics(State(state): State<SharedState>) -> Response {
             "svcplane_agent_nftables_chains{{ip_family=\"{fam}\"}} {}",
             st.chains
         );
+    }
+    if let Some(a) = &s.announce {
+        a.render(&mut out);
     }
     (
         StatusCode::OK,

@@ -3,7 +3,9 @@
 //! It owns the watches (Services, EndpointSlices and its own Node, through the `kube` crate, so it runs
 //! unchanged against a real cluster), the sync loop that turns them into one nftables change per batch of
 //! events (through the `proxy` crate's model and a [`Backend`]), stale UDP conntrack cleanup, the health
-//! and metrics endpoints, and the health-check node ports of `externalTrafficPolicy: Local` Services.
+//! and metrics endpoints, and the health-check node ports of `externalTrafficPolicy: Local` Services. It
+//! runs the LoadBalancer announcer (`announce` crate) and feeds it the Services and EndpointSlices it
+//! watches anyway.
 //!
 //! It must not touch any table but its own (`ip svcplane`, `ip6 svcplane`), and it programs the network
 //! namespace it runs in: tests and the lab start it inside namespaces they made.
@@ -23,6 +25,7 @@ use ipnet::IpNet;
 use proxy::{Config, Family, NodePortAddresses, ProxyModel};
 use tokio::net::TcpListener;
 
+pub use announce::AnnounceOptions;
 pub use backend::{Backend, BackendError, Netlink, NftCli, SyncReport};
 
 /// Builds the backend of one family (the binary picks netlink or the `nft` CLI).
@@ -45,12 +48,16 @@ pub struct AgentOptions {
     pub sync_period: Duration,
     pub families: Vec<Family>,
     pub table: String,
+    /// The LoadBalancer announcer (ARP/NDP); `None` turns it off.
+    pub announce: Option<announce::AnnounceOptions>,
 }
 
 impl AgentOptions {
     pub fn new(node_name: impl Into<String>) -> AgentOptions {
+        let node_name = node_name.into();
         AgentOptions {
-            node_name: node_name.into(),
+            announce: Some(announce::AnnounceOptions::new(node_name.clone())),
+            node_name,
             nodeport_addresses: NodePortAddresses::Primary,
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
@@ -134,6 +141,11 @@ pub async fn run(
         opts.service_cidrs.clone()
     };
     let state = state::SharedState::default();
+    let announcer = opts
+        .announce
+        .clone()
+        .map(|a| announce::Announcer::start(client.clone(), a));
+    state::lock(&state).announce = announcer.as_ref().map(|a| a.metrics());
     let (notify, generation) = tokio::sync::watch::channel(0u64);
     let planes = opts
         .families
@@ -180,8 +192,12 @@ pub async fn run(
         generation,
     )));
     tokio::select! {
-        _ = watch::run(client, opts.node_name.clone(), tx) => {}
+        _ = watch::run(client, opts.node_name.clone(), tx, announcer.as_ref().map(|a| a.feed())) => {}
         _ = shutdown => {}
+    }
+    if let Some(a) = announcer {
+        // Hands this node's addresses over at once (its lease is deleted) rather than after a lease expiry.
+        a.shutdown().await;
     }
     for t in tasks {
         t.abort();

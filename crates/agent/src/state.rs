@@ -60,6 +60,8 @@ pub struct Shared {
     pub generation: u64,
     pub failed_services: BTreeMap<String, String>,
     pub synced_once: bool,
+    /// The LoadBalancer announcer's metrics, when it runs.
+    pub announce: Option<std::sync::Arc<announce::Metrics>>,
 }
 
 pub type SharedState = std::sync::Arc<Mutex<Shared>>;

@@ -12,6 +12,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
+use announce::{Feed, FeedKind};
+
 /// One change for the sync loop.
 #[derive(Debug)]
 pub enum Change {
@@ -34,8 +36,9 @@ pub enum Kind {
 
 pub type Timed = (Instant, Change);
 
-/// Runs the three watches until the receiver is gone.
-pub async fn run(client: Client, node_name: String, tx: Sender<Timed>) {
+/// Runs the three watches until the receiver is gone; Service and EndpointSlice events go to the
+/// announcer's `feed` too.
+pub async fn run(client: Client, node_name: String, tx: Sender<Timed>, feed: Option<Feed>) {
     let nodes = Api::<Node>::all(client.clone());
     let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
     tokio::join!(
@@ -43,15 +46,17 @@ pub async fn run(client: Client, node_name: String, tx: Sender<Timed>) {
             Api::<Service>::all(client.clone()),
             watcher::Config::default(),
             Kind::Service,
-            tx.clone()
+            tx.clone(),
+            feed.clone()
         ),
         watch(
             Api::<EndpointSlice>::all(client),
             watcher::Config::default(),
             Kind::Slice,
-            tx.clone()
+            tx.clone(),
+            feed
         ),
-        watch(nodes, node_cfg, Kind::Node, tx),
+        watch(nodes, node_cfg, Kind::Node, tx, None),
     );
 }
 
@@ -95,8 +100,13 @@ impl IntoObj for Node {
     }
 }
 
-async fn watch<K>(api: Api<K>, cfg: watcher::Config, kind: Kind, tx: Sender<Timed>)
-where
+async fn watch<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    kind: Kind,
+    tx: Sender<Timed>,
+    feed: Option<Feed>,
+) where
     K: kube::Resource
         + IntoObj
         + Clone
@@ -125,8 +135,26 @@ where
                 continue;
             }
         };
+        if let Some(f) = &feed {
+            tell(f, &msg);
+        }
         if tx.send((Instant::now(), msg)).is_err() {
             return;
         }
+    }
+}
+
+/// Passes a change on to the announcer.
+fn tell(feed: &Feed, change: &Change) {
+    match change {
+        Change::Service(s) => feed.service(s),
+        Change::ServiceGone(ns, name) => feed.service_gone(ns, name),
+        Change::Slice(s) => feed.slice(s),
+        Change::SliceGone(ns, name) => feed.slice_gone(ns, name),
+        Change::ListStart(Kind::Service) => feed.list_start(FeedKind::Service),
+        Change::ListDone(Kind::Service) => feed.list_done(FeedKind::Service),
+        Change::ListStart(Kind::Slice) => feed.list_start(FeedKind::Slice),
+        Change::ListDone(Kind::Slice) => feed.list_done(FeedKind::Slice),
+        Change::Node(_) | Change::ListStart(Kind::Node) | Change::ListDone(Kind::Node) => {}
     }
 }

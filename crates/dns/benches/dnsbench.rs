@@ -3,8 +3,12 @@
 //! - queries per second and latency through the UDP server on loopback, from a few client tasks that keep a
 //!   window of queries outstanding.
 //!
+//! - with `DNSBENCH_KNOT=1`: `dnsperf` (Debian `dnsperf`) against this server and, in the same run, against
+//!   Knot DNS (Debian `knot`) serving the equivalent zone files (cluster.local and the reverse zone), same
+//!   query file; prints both and the ratio.
+//!
 //! Bounded in time (DNSBENCH_SECS, default 3 s per phase) and loopback only.
-//! Run: `cargo bench -p dns --bench dnsbench`
+//! Run: `cargo bench -p dns --bench dnsbench` (`DNSBENCH_KNOT=1 DNSBENCH_SECS=10` for the comparison).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -156,6 +160,171 @@ async fn client(
     (done, lat)
 }
 
+/// The records `load` creates, as zone-file lines (names relative to nothing: absolute with a dot).
+fn zone_files(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let soa = |zone: &str| {
+        format!(
+            "$TTL 5\n{zone}. 5 IN SOA ns.dns.{zone}. hostmaster.{zone}. 1 7200 1800 86400 5\n{zone}. 5 IN NS ns.dns.cluster.local.\n"
+        )
+    };
+    let mut fwd = soa("cluster.local");
+    fwd.push_str("ns.dns.cluster.local. 5 IN A 10.96.0.10\n");
+    let mut rev = soa("10.in-addr.arpa");
+    for n in 0..SERVICES {
+        let ns = format!("ns{}", n % 100);
+        let name = format!("svc{n}.{ns}.svc.cluster.local.");
+        if n % 2 == 0 {
+            let (a, b) = (n / 250, n % 250 + 1);
+            let _ = writeln!(fwd, "{name} 5 IN A 10.96.{a}.{b}");
+            let _ = writeln!(fwd, "_http._tcp.{name} 5 IN SRV 0 100 80 {name}");
+            let _ = writeln!(rev, "{b}.{a}.96.10.in-addr.arpa. 5 IN PTR {name}");
+        } else {
+            for e in 0..ENDPOINTS {
+                let k = n * ENDPOINTS + e;
+                let (x, y, z) = (128 + k / 62500, (k / 250) % 250, k % 250 + 1);
+                let host = format!("svc{n}-{e}.{name}");
+                let _ = writeln!(fwd, "{name} 5 IN A 10.{x}.{y}.{z}");
+                let _ = writeln!(fwd, "{host} 5 IN A 10.{x}.{y}.{z}");
+                let _ = writeln!(fwd, "_http._tcp.{name} 5 IN SRV 0 10 8080 {host}");
+                let _ = writeln!(rev, "{z}.{y}.{x}.10.in-addr.arpa. 5 IN PTR {host}");
+            }
+        }
+    }
+    std::fs::write(dir.join("cluster.local.zone"), fwd)?;
+    std::fs::write(dir.join("10.in-addr.arpa.zone"), rev)
+}
+
+/// The query mix of `queries()` in dnsperf's format.
+fn dnsperf_queries(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for k in 0..1000usize {
+        let n = (k * 7919) % SERVICES;
+        let ns = format!("ns{}", n % 100);
+        let name = format!("svc{n}.{ns}.svc.cluster.local");
+        let _ = writeln!(out, "{name} A");
+        let _ = match k % 5 {
+            0 => writeln!(out, "_http._tcp.{name} SRV"),
+            1 => writeln!(out, "svc{n}-3.{name} A"),
+            2 => writeln!(out, "1.{}.96.10.in-addr.arpa PTR", n / 250),
+            3 => writeln!(out, "missing{n}.{ns}.svc.cluster.local A"),
+            _ => writeln!(out, "{name} AAAA"),
+        };
+    }
+    let path = dir.join("queries.txt");
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
+/// Runs dnsperf for `secs` against a server; returns (qps, avg latency ms, the summary lines).
+fn dnsperf(port: u16, queries: &std::path::Path, secs: u64) -> Option<(f64, f64, String)> {
+    let out = std::process::Command::new("dnsperf")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
+        .arg(queries)
+        .args(["-l", &secs.to_string(), "-c", "4", "-q", "128", "-t", "2"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let num = |key: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
+        line.split(':')
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let qps = num("Queries per second")?;
+    let lat = num("Average Latency (s)")? * 1e3;
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Queries") || l.contains("Latency") || l.contains("Response codes"))
+        .collect();
+    Some((qps, lat, summary.join("\n")))
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// dnsperf against svcplane (already serving on `ours`) and Knot on the same zone, same queries.
+fn compare_with_knot(ours: u16, secs: u64) {
+    let Ok(dir) = tempfile::tempdir() else {
+        println!("knot comparison: no temporary directory");
+        return;
+    };
+    let (Ok(()), Ok(queries)) = (zone_files(dir.path()), dnsperf_queries(dir.path())) else {
+        println!("knot comparison: cannot write the zone files");
+        return;
+    };
+    let knot_port = free_port();
+    let conf = format!(
+        "server:\n  listen: 127.0.0.1@{knot_port}\n  rundir: {d}\n  udp-workers: 2\n  tcp-workers: 1\n\
+         database:\n  storage: {d}\n\
+         zone:\n  - domain: cluster.local\n    file: {d}/cluster.local.zone\n  - domain: 10.in-addr.arpa\n    file: {d}/10.in-addr.arpa.zone\n",
+        d = dir.path().display()
+    );
+    let conf_path = dir.path().join("knot.conf");
+    if std::fs::write(&conf_path, conf).is_err() {
+        return;
+    }
+    let Ok(mut knot) = std::process::Command::new("knotd")
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        println!("knot comparison: knotd not found (apt-get install knot dnsperf)");
+        return;
+    };
+    // Knot loads the zones in the background: wait (bounded) until it answers a name of the zone.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = false;
+    while let Some(sock) = probe.as_ref() {
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = sock.send_to(
+            &encode(7, "svc0.ns0.svc.cluster.local", 1),
+            ("127.0.0.1", knot_port),
+        );
+        let mut buf = [0u8; 512];
+        if let Ok(n) = sock.recv(&mut buf) {
+            // NOERROR with an answer.
+            if n > 12 && buf[3] & 0x0f == 0 && buf[7] > 0 {
+                ready = true;
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    if ready {
+        let ours = dnsperf(ours, &queries, secs);
+        let theirs = dnsperf(knot_port, &queries, secs);
+        match (ours, theirs) {
+            (Some((q1, l1, s1)), Some((q2, l2, s2))) => {
+                println!("dnsperf, svcplane:\n{s1}");
+                println!("dnsperf, Knot DNS:\n{s2}");
+                println!(
+                    "svcplane {q1:.0} q/s (avg {l1:.3} ms) vs Knot {q2:.0} q/s (avg {l2:.3} ms): ratio {:.2}",
+                    q1 / q2
+                );
+            }
+            _ => println!("knot comparison: dnsperf failed or is not installed"),
+        }
+    } else {
+        println!("knot comparison: Knot did not answer within 60 s");
+    }
+    let _ = knot.kill();
+    let _ = knot.wait();
+}
+
 fn main() {
     let secs: u64 = std::env::var("DNSBENCH_SECS")
         .ok()
@@ -240,6 +409,11 @@ fn main() {
             percentile(&lat, 0.99),
             lat.last().copied().unwrap_or(0)
         );
+        if std::env::var("DNSBENCH_KNOT").is_ok() {
+            // dnsperf blocks: run it off the runtime that serves our side.
+            let port = addr.port();
+            let _ = tokio::task::spawn_blocking(move || compare_with_knot(port, secs)).await;
+        }
         server.abort();
     });
 }

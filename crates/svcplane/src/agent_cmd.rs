@@ -43,6 +43,22 @@ pub struct AgentArgs {
     /// How the kernel is programmed: `netlink` (batches of set elements) or `nft` (the nft CLI, slower).
     #[arg(long, default_value = "netlink", value_parser = ["netlink", "nft"])]
     backend: String,
+    /// Announce LoadBalancer addresses (ARP/NDP) when this node is elected for them; `--announce=false`
+    /// leaves that to another implementation.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    announce: bool,
+    /// The LAN interface announcements go out on; default: the interface holding the node's InternalIP.
+    #[arg(long)]
+    announce_interface: Option<String>,
+    /// How long a node's announce lease lasts unrenewed: a dead node's addresses move after this, e.g. 3s.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    announce_lease_duration: Duration,
+    /// How often this node renews its announce lease; well under the lease duration.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    announce_renew_interval: Duration,
+    /// Namespace of the announce leases (one per node: svcplane-announce-NODE).
+    #[arg(long, default_value = "kube-system")]
+    announce_lease_namespace: String,
     /// Print the table the agent would program (nft syntax) and exit.
     #[arg(long)]
     dump: bool,
@@ -89,6 +105,17 @@ fn options(args: &AgentArgs) -> anyhow::Result<agent::AgentOptions> {
     o.healthz = Some(args.healthz_bind_address);
     o.metrics = Some(args.metrics_bind_address);
     o.sync_period = args.sync_period;
+    if args.announce_renew_interval >= args.announce_lease_duration {
+        anyhow::bail!("--announce-renew-interval must be shorter than --announce-lease-duration");
+    }
+    o.announce = args.announce.then(|| {
+        let mut a = agent::AnnounceOptions::new(o.node_name.clone());
+        a.interface = args.announce_interface.clone();
+        a.lease_duration = args.announce_lease_duration;
+        a.renew_interval = args.announce_renew_interval;
+        a.lease_namespace = args.announce_lease_namespace.clone();
+        a
+    });
     Ok(o)
 }
 

@@ -40,6 +40,10 @@ enum LabCommand {
         /// Extra flags for every node agent, e.g. "--sync-period=5s".
         #[arg(long, allow_hyphen_values = true)]
         agent_args: Option<String>,
+        /// The LoadBalancer pool (`svcplane up --loadbalancer-ip-pool`); "" for none. The default is on the
+        /// node LAN, so the client reaches the addresses through the nodes' ARP/NDP announcements.
+        #[arg(long, default_value = plan::LB_POOL)]
+        loadbalancer_ip_pool: String,
     },
     /// Stop every lab process and remove every namespace, link, rule and file of the lab.
     Down,
@@ -58,6 +62,12 @@ enum LabCommand {
     Status,
     /// Stop a node's agent and start it again (its rules stay in the kernel meanwhile, as on a real node).
     RestartAgent { node: String },
+    /// Stop a node's agent (TERM: it hands its LoadBalancer addresses over; `--kill`: SIGKILL, as a crash).
+    StopAgent {
+        node: String,
+        #[arg(long)]
+        kill: bool,
+    },
     /// (internal) The lab's kubelet stand-in, started by `lab up` in the control-plane namespace.
     #[command(hide = true)]
     Kubelet,
@@ -78,8 +88,10 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             nodes,
             pods_per_node,
             agent_args,
+            loadbalancer_ip_pool,
         } => {
             let mut plan = LabPlan::new(&args.name, *nodes, *pods_per_node);
+            plan.lb_pool = loadbalancer_ip_pool.clone();
             plan.agent_args = agent_args
                 .as_deref()
                 .unwrap_or_default()
@@ -135,6 +147,18 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 http_ok(&ns, "http://127.0.0.1:10256/healthz")
             })?;
             progress(&format!("agent of {node} restarted"));
+            Ok(())
+        }
+        LabCommand::StopAgent { node, kill } => {
+            let plan = read_plan(&dir)?;
+            let n = plan
+                .nodes
+                .iter()
+                .find(|n| &n.name == node)
+                .with_context(|| format!("no node {node} in lab {}", plan.name))?;
+            let signals: &[&str] = if *kill { &["KILL"] } else { &["TERM", "KILL"] };
+            net::kill_matching_with(&plan.netns(&n.name), "agent", signals);
+            progress(&format!("agent of {node} stopped"));
             Ok(())
         }
         LabCommand::Status => {
@@ -306,6 +330,7 @@ fn up(plan: &LabPlan, dir: &Path) -> anyhow::Result<()> {
             SERVICE_CIDRS.into(),
             "--dns-listen".into(),
             "0.0.0.0:53".into(),
+            format!("--loadbalancer-ip-pool={}", plan.lb_pool),
         ],
     )?;
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -181,6 +181,12 @@ pub fn lab_namespaces(lab: &str) -> Vec<String> {
 
 /// Stops (TERM, then KILL) the processes of a namespace whose command line has `word` as an argument.
 pub fn kill_matching(ns: &str, word: &str) {
+    kill_matching_with(ns, word, &["TERM", "KILL"]);
+}
+
+/// Sends each signal in turn to the processes of a namespace whose command line has `word` as an argument,
+/// until none is left.
+pub fn kill_matching_with(ns: &str, word: &str, signals: &[&str]) {
     let matching = || -> Vec<String> {
         let pids = Command::new("ip")
             .args(["netns", "pids", ns])
@@ -196,7 +202,7 @@ pub fn kill_matching(ns: &str, word: &str) {
             .map(String::from)
             .collect()
     };
-    for signal in ["TERM", "KILL"] {
+    for signal in signals {
         let pids = matching();
         if pids.is_empty() {
             return;

@@ -12,6 +12,9 @@ pub const CLIENT_HOST: u8 = 100;
 /// `externalIPs` and for LoadBalancer ingress IPs written by hand.
 pub const EXTERNAL_V4: &str = "192.168.60.0/24";
 pub const EXTERNAL_V6: &str = "fd00:60::/64";
+/// The LoadBalancer pool of the lab's IPAM controller: on the node LAN itself, so the client resolves the
+/// addresses with ARP/NDP and the nodes' announcer answers (no route).
+pub const LB_POOL: &str = "192.168.50.200-192.168.50.250,fd00:50::200-fd00:50::250";
 pub const SERVICE_CIDRS: &str = "10.96.0.0/16,fd00:96::/112";
 pub const CLUSTER_CIDRS: &str = "10.244.0.0/16,fd00:244::/48";
 pub const DNS_SERVICE_IP: &str = "10.96.0.10";
@@ -27,6 +30,9 @@ pub struct LabPlan {
     /// Extra flags of every node agent (`lab up --agent-args`).
     #[serde(default)]
     pub agent_args: Vec<String>,
+    /// The control plane's `--loadbalancer-ip-pool` (empty: none).
+    #[serde(default)]
+    pub lb_pool: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +63,7 @@ impl LabPlan {
             nodes: Vec::new(),
             pods: Vec::new(),
             agent_args: Vec::new(),
+            lb_pool: LB_POOL.to_string(),
         };
         for i in 1..=nodes {
             let node = format!("node-{i}");
