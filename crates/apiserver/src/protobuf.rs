@@ -18,6 +18,9 @@ pub enum ProtobufError {
     Decode(#[from] prost::DecodeError),
     #[error("protobuf bodies of kind {0:?} are not supported; send application/json")]
     Kind(String),
+    /// A field this decoder does not translate was set: refusing beats dropping it silently.
+    #[error("protobuf {0} bodies with field {1} are not supported; send application/json")]
+    Field(&'static str, &'static str),
 }
 
 /// A JSON object under construction that skips absent and empty values, as Go's omitempty does.
@@ -249,6 +252,150 @@ fn namespace(n: core::Namespace) -> Value {
         .done()
 }
 
+fn quantities(
+    m: &std::collections::BTreeMap<String, k8s_pb::apimachinery::pkg::api::resource::Quantity>,
+) -> Option<Value> {
+    (!m.is_empty()).then(|| {
+        Value::Object(
+            m.iter()
+                .map(|(k, q)| (k.clone(), json!(q.string.clone().unwrap_or_default())))
+                .collect(),
+        )
+    })
+}
+
+/// One container, with the fields `kubectl run` and typical typed clients set; anything else is refused.
+fn container(c: &core::Container) -> Result<Value, ProtobufError> {
+    let mut rest = c.clone();
+    rest.name = None;
+    rest.image = None;
+    rest.command.clear();
+    rest.args.clear();
+    rest.working_dir = None;
+    rest.ports.clear();
+    rest.env.clear();
+    rest.resources = None;
+    rest.image_pull_policy = None;
+    rest.stdin = None;
+    rest.stdin_once = None;
+    rest.tty = None;
+    rest.termination_message_path = None;
+    rest.termination_message_policy = None;
+    if rest != core::Container::default() {
+        return Err(ProtobufError::Field("Pod", "spec.containers[*] (beyond name, image, command, args, workingDir, ports, env values, resources, imagePullPolicy, stdin, tty)"));
+    }
+    let ports: Vec<Value> = c
+        .ports
+        .iter()
+        .map(|p| {
+            Obj::default()
+                .s("name", &p.name)
+                .i("containerPort", p.container_port)
+                .s("protocol", &p.protocol)
+                .i("hostPort", p.host_port)
+                .s("hostIP", &p.host_ip)
+                .done()
+        })
+        .collect();
+    let mut env = Vec::new();
+    for e in &c.env {
+        if e.value_from.is_some() {
+            return Err(ProtobufError::Field(
+                "Pod",
+                "spec.containers[*].env[*].valueFrom",
+            ));
+        }
+        env.push(
+            Obj::default()
+                .s("name", &e.name)
+                .s("value", &e.value)
+                .done(),
+        );
+    }
+    let resources = c.resources.as_ref().map(|r| {
+        Obj::default()
+            .v("limits", quantities(&r.limits))
+            .v("requests", quantities(&r.requests))
+            .done()
+    });
+    if c.resources.as_ref().is_some_and(|r| !r.claims.is_empty()) {
+        return Err(ProtobufError::Field(
+            "Pod",
+            "spec.containers[*].resources.claims",
+        ));
+    }
+    Ok(Obj::default()
+        .s("name", &c.name)
+        .s("image", &c.image)
+        .list("command", &c.command)
+        .list("args", &c.args)
+        .s("workingDir", &c.working_dir)
+        .v("ports", (!ports.is_empty()).then(|| json!(ports)))
+        .v("env", (!env.is_empty()).then(|| json!(env)))
+        .v("resources", resources)
+        .s("terminationMessagePath", &c.termination_message_path)
+        .s("terminationMessagePolicy", &c.termination_message_policy)
+        .s("imagePullPolicy", &c.image_pull_policy)
+        .b("stdin", c.stdin)
+        .b("stdinOnce", c.stdin_once)
+        .b("tty", c.tty)
+        .done())
+}
+
+/// A Pod as `kubectl run` sends it (typed client, protobuf). Status is ignored on create, as the API server
+/// ignores it; spec fields outside the translated set are refused rather than dropped.
+fn pod(p: core::Pod) -> Result<Value, ProtobufError> {
+    let spec = match &p.spec {
+        None => None,
+        Some(spec) => {
+            let mut rest = spec.clone();
+            rest.containers.clear();
+            rest.restart_policy = None;
+            rest.dns_policy = None;
+            rest.node_name = None;
+            rest.node_selector.clear();
+            rest.hostname = None;
+            rest.subdomain = None;
+            rest.service_account_name = None;
+            rest.termination_grace_period_seconds = None;
+            rest.scheduler_name = None;
+            rest.enable_service_links = None;
+            if rest != core::PodSpec::default() {
+                return Err(ProtobufError::Field("Pod", "spec (beyond containers, restartPolicy, dnsPolicy, nodeName, nodeSelector, hostname, subdomain, serviceAccountName, terminationGracePeriodSeconds)"));
+            }
+            let containers = spec
+                .containers
+                .iter()
+                .map(container)
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(
+                Obj::default()
+                    .v("containers", Some(json!(containers)))
+                    .s("restartPolicy", &spec.restart_policy)
+                    .i(
+                        "terminationGracePeriodSeconds",
+                        spec.termination_grace_period_seconds,
+                    )
+                    .s("dnsPolicy", &spec.dns_policy)
+                    .map("nodeSelector", &spec.node_selector)
+                    .s("serviceAccountName", &spec.service_account_name)
+                    .s("nodeName", &spec.node_name)
+                    .s("hostname", &spec.hostname)
+                    .s("subdomain", &spec.subdomain)
+                    .s("schedulerName", &spec.scheduler_name)
+                    .b("enableServiceLinks", spec.enable_service_links)
+                    .done(),
+            )
+        }
+    };
+    Ok(Obj::default()
+        .v("apiVersion", Some(json!("v1")))
+        .v("kind", Some(json!("Pod")))
+        .v("metadata", Some(object_meta(&p.metadata)))
+        .v("spec", spec)
+        .done())
+}
+
 /// Decodes a protobuf request body into the JSON form of the object.
 pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     let raw = body.strip_prefix(MAGIC).ok_or(ProtobufError::Magic)?;
@@ -262,6 +409,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     match kind.as_str() {
         "Service" => Ok(service(core::Service::decode(inner.as_slice())?)),
         "Namespace" => Ok(namespace(core::Namespace::decode(inner.as_slice())?)),
+        "Pod" => pod(core::Pod::decode(inner.as_slice())?),
         other => Err(ProtobufError::Kind(other.to_string())),
     }
 }
@@ -324,8 +472,50 @@ mod tests {
         assert!(matches!(decode(b"nope"), Err(ProtobufError::Magic)));
         assert!(decode(b"k8s\x00\xff\xff\xff").is_err());
         assert!(matches!(
-            decode(&envelope("Pod", vec![])),
+            decode(&envelope("Deployment", vec![])),
             Err(ProtobufError::Kind(_))
+        ));
+    }
+
+    #[test]
+    fn decodes_a_pod_as_kubectl_run_sends_it_and_refuses_what_it_cannot_translate() {
+        let mut pod = core::Pod {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("web".into()),
+                labels: [("run".to_string(), "web".to_string())].into(),
+                ..Default::default()
+            }),
+            spec: Some(core::PodSpec {
+                containers: vec![core::Container {
+                    name: Some("web".into()),
+                    image: Some("nginx".into()),
+                    ports: vec![core::ContainerPort {
+                        container_port: Some(8080),
+                        ..Default::default()
+                    }],
+                    resources: Some(Default::default()),
+                    ..Default::default()
+                }],
+                restart_policy: Some("Always".into()),
+                dns_policy: Some("ClusterFirst".into()),
+                ..Default::default()
+            }),
+            status: Some(Default::default()),
+        };
+        let v = decode(&envelope("Pod", pod.encode_to_vec())).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "labels": {"run": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 8080}], "resources": {}}],
+                         "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"}})
+        );
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.host_network = Some(true);
+        }
+        assert!(matches!(
+            decode(&envelope("Pod", pod.encode_to_vec())),
+            Err(ProtobufError::Field("Pod", _))
         ));
     }
 }

@@ -227,7 +227,7 @@ fn parse_body(body: &[u8], headers: &HeaderMap) -> ApiResult<Value> {
     }
     if ct.starts_with("application/vnd.kubernetes.protobuf") {
         return crate::protobuf::decode(body).map_err(|e| match e {
-            crate::protobuf::ProtobufError::Kind(_) => {
+            crate::protobuf::ProtobufError::Kind(_) | crate::protobuf::ProtobufError::Field(..) => {
                 ApiError::from_parts(415, "UnsupportedMediaType", e.to_string())
             }
             other => ApiError::bad_request(other.to_string()),

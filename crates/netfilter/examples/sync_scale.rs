@@ -65,6 +65,17 @@ fn arg(args: &[String], name: &str, default: u32) -> Result<u32, Box<dyn std::er
     }
 }
 
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -131,6 +142,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.bytes as f64 / 1e6,
         report.failed.len()
     );
+    // What the agent holds at this scale: the model and the executor (it keeps no copy of the API objects).
+    println!("RSS after the cold sync: {} MiB", rss_kib() / 1024);
     let report = exec.full_sync(&model)?;
     println!(
         "resync (flush + refill everything): {:.0} ms (nft structure {:.0} ms), failed={}",

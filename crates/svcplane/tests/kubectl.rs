@@ -487,3 +487,26 @@ fn foreground_deletion_waits_for_dependents() {
         (!out.status.success()).then_some(())
     });
 }
+
+#[test]
+fn kubectl_run_creates_a_pod() {
+    let s = ApiServer::start();
+    // kubectl run sends the Pod in protobuf.
+    let out = s.kubectl_ok(&[
+        "run",
+        "web",
+        "--image=nginx",
+        "--port=8080",
+        "--labels=app=web",
+        "--env=MODE=test",
+    ]);
+    assert!(out.contains("pod/web created"), "{out}");
+    let got = s.kubectl_ok(&[
+        "get",
+        "pod",
+        "web",
+        "-o",
+        "jsonpath={.spec.containers[0].image} {.spec.containers[0].ports[0].containerPort} {.spec.containers[0].env[0].value} {.metadata.labels.app} {.spec.restartPolicy}",
+    ]);
+    assert_eq!(got, "nginx 8080 test web Always");
+}
