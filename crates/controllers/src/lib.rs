@@ -3,6 +3,8 @@
 //! - the EndpointSlice controller — for each Service with a selector, the EndpointSlices (and the v1
 //!   Endpoints object) of the pods it selects, with the rules of upstream's `endpointslice` and `endpoint`
 //!   controllers;
+//! - the EndpointSlice mirroring controller ([`mirroring`]) — user-written Endpoints of Services without a
+//!   selector mirrored into EndpointSlices, as upstream's `endpointslicemirroring` controller;
 //! - the LoadBalancer IPAM controller ([`lbipam`]) — addresses from `LoadBalancerIPPool`s into the status
 //!   of `type: LoadBalancer` Services.
 //!
@@ -22,6 +24,7 @@ mod feed;
 pub mod lbipam;
 pub mod leader;
 mod metrics;
+pub mod mirroring;
 pub mod model;
 mod podstatus;
 mod queue;

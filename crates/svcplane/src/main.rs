@@ -107,7 +107,12 @@ impl ControllerArgs {
                 .await
                 .context("LoadBalancer IPAM controller")
         };
-        tokio::try_join!(endpoints, lb)?;
+        let mirroring = async {
+            controllers::mirroring::run(client.clone(), shutdown_signal())
+                .await
+                .context("EndpointSlice mirroring controller")
+        };
+        tokio::try_join!(endpoints, lb, mirroring)?;
         Ok(())
     }
 }

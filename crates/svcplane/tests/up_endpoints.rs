@@ -66,3 +66,66 @@ fn ready_pods_become_endpoints_in_kubectl_and_dns() {
             .then_some(())
     });
 }
+
+#[test]
+fn endpoints_of_a_selectorless_service_are_mirrored_into_slices_and_dns() {
+    let s = ApiServer::start_up(&[]);
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: ext}\nsubsets:\n- addresses: [{ip: 192.0.2.10}, {ip: 192.0.2.11}]\n  ports: [{name: http, port: 80}]\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], manifest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let selector = "kubernetes.io/service-name=ext,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io";
+    eventually(Duration::from_secs(30), "the mirrored slice", || {
+        let got = s.kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        ]);
+        (got == "192.0.2.10 192.0.2.11").then_some(())
+    });
+    // The headless Service answers with the mirrored addresses.
+    eventually(
+        Duration::from_secs(30),
+        "DNS answers from the mirrored slice",
+        || {
+            let mut a: Vec<String> = dig(&s, &["+short", "ext.default.svc.cluster.local"])
+                .lines()
+                .map(String::from)
+                .collect();
+            a.sort();
+            (a == ["192.0.2.10", "192.0.2.11"]).then_some(())
+        },
+    );
+    // A change follows, and deleting the Endpoints removes the slice.
+    let out = s.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Endpoints\nmetadata: {name: ext}\nsubsets:\n- addresses: [{ip: 192.0.2.12}]\n  ports: [{name: http, port: 80}]\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(Duration::from_secs(30), "the slice follows", || {
+        let got = s.kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        ]);
+        (got == "192.0.2.12").then_some(())
+    });
+    s.kubectl_ok(&["delete", "endpoints", "ext"]);
+    eventually(Duration::from_secs(30), "the slice removed", || {
+        let got = s.kubectl_ok(&["get", "endpointslices", "-l", selector, "-o", "name"]);
+        got.trim().is_empty().then_some(())
+    });
+}
