@@ -65,6 +65,25 @@ struct ControllerArgs {
     /// "default", created or updated at start.
     #[arg(long, value_delimiter = ',')]
     loadbalancer_ip_pool: Vec<String>,
+    /// Controllers to run, as kube-controller-manager's flag: '*' is every one, 'foo' enables foo, '-foo'
+    /// disables it. Names: endpointslice, endpointslicemirroring, lb-ipam. On a cluster whose
+    /// kube-controller-manager runs the first two, use `--controllers=lb-ipam`.
+    #[arg(long, value_delimiter = ',', default_value = "*", value_parser = parse_controller)]
+    controllers: Vec<String>,
+}
+
+const CONTROLLER_NAMES: [&str; 3] = ["endpointslice", "endpointslicemirroring", "lb-ipam"];
+
+fn parse_controller(s: &str) -> Result<String, String> {
+    let name = s.trim().trim_start_matches('-');
+    if name == "*" || CONTROLLER_NAMES.contains(&name) {
+        Ok(s.trim().to_string())
+    } else {
+        Err(format!(
+            "unknown controller {name:?} (known: {})",
+            CONTROLLER_NAMES.join(", ")
+        ))
+    }
 }
 
 impl ControllerArgs {
@@ -92,15 +111,27 @@ impl ControllerArgs {
         o
     }
 
+    /// Whether `--controllers` enables a controller: named, or covered by '*' and not disabled.
+    fn enabled(&self, name: &str) -> bool {
+        let list = &self.controllers;
+        if list.iter().any(|c| c.strip_prefix('-') == Some(name)) {
+            return false;
+        }
+        list.iter().any(|c| c == name || c == "*")
+    }
+
     /// Runs the enabled controllers side by side until shutdown; the first error ends them all.
     async fn run(&self, client: kube::Client) -> anyhow::Result<()> {
         let endpoints = async {
+            if !self.enabled("endpointslice") {
+                return Ok(());
+            }
             controllers::run(client.clone(), self.options(), shutdown_signal())
                 .await
                 .context("EndpointSlice controller")
         };
         let lb = async {
-            if !self.lb_ipam {
+            if !self.lb_ipam || !self.enabled("lb-ipam") {
                 return Ok(());
             }
             controllers::lbipam::run(client.clone(), self.lb_ipam_options(), shutdown_signal())
@@ -108,6 +139,9 @@ impl ControllerArgs {
                 .context("LoadBalancer IPAM controller")
         };
         let mirroring = async {
+            if !self.enabled("endpointslicemirroring") {
+                return Ok(());
+            }
             controllers::mirroring::run(client.clone(), shutdown_signal())
                 .await
                 .context("EndpointSlice mirroring controller")
@@ -380,4 +414,35 @@ fn main() -> anyhow::Result<()> {
             Command::Lab(_) => unreachable!("handled before the runtime starts"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        c: ControllerArgs,
+    }
+
+    fn enabled(args: &[&str]) -> Vec<&'static str> {
+        let w = Wrap::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .expect("valid flags");
+        CONTROLLER_NAMES
+            .into_iter()
+            .filter(|n| w.c.enabled(n))
+            .collect()
+    }
+
+    #[test]
+    fn controllers_flag_follows_kube_controller_manager() {
+        assert_eq!(enabled(&[]), CONTROLLER_NAMES);
+        assert_eq!(enabled(&["--controllers=lb-ipam"]), ["lb-ipam"]);
+        assert_eq!(
+            enabled(&["--controllers=*,-endpointslicemirroring"]),
+            ["endpointslice", "lb-ipam"]
+        );
+        assert!(Wrap::try_parse_from(["x", "--controllers=nope"]).is_err());
+    }
 }
