@@ -18,8 +18,8 @@ use tokio::task::JoinSet;
 
 use crate::cache::{Cache, Key};
 use crate::events::Recorder;
-use crate::feed::{feed, key_of, Fed};
-use crate::leader::{default_identity, Elector, LeaseOptions};
+use crate::feed::{feed, key_of, wait_all, Fed};
+use crate::leader::{default_identity, lead_terms, LeaseOptions};
 use crate::metrics::METRICS;
 use crate::model::{node_zone, PodInfo, ServiceInfo};
 use crate::queue::WorkQueue;
@@ -383,12 +383,6 @@ async fn worker(shared: Arc<Shared>) {
     }
 }
 
-async fn wait_all(ready: &mut [watch::Receiver<bool>]) {
-    for r in ready.iter_mut() {
-        let _ = r.wait_for(|v| *v).await;
-    }
-}
-
 /// Runs the EndpointSlice controller (and the v1 Endpoints it keeps in step) until `shutdown` completes.
 /// Every replica keeps its caches warm; only the lease holder runs workers and writes.
 pub async fn run(
@@ -430,54 +424,35 @@ pub async fn run(
         );
     }
 
-    let mut elector = opts
-        .leader_election
-        .clone()
-        .map(|l| Elector::new(client.clone(), l));
-    loop {
-        if let Some(el) = elector.as_mut() {
-            tokio::select! {
-                _ = el.acquire() => {}
-                _ = &mut shutdown => break,
+    lead_terms(
+        &client,
+        opts.leader_election.clone(),
+        shutdown.as_mut(),
+        "endpointslice",
+        |workers| {
+            METRICS.set_leader(true);
+            // A new leader (or a restart) looks at every Service, and at Endpoints left behind by deleted
+            // ones.
+            {
+                let c = shared.cache();
+                let keys: Vec<Key> = c
+                    .service_keys()
+                    .into_iter()
+                    .chain(c.endpoints_keys())
+                    .collect();
+                drop(c);
+                shared.enqueue(dedup(keys));
             }
-        }
-        METRICS.set_leader(true);
-        // A new leader (or a restart) looks at every Service, and at Endpoints left behind by deleted ones.
-        {
-            let c = shared.cache();
-            let keys: Vec<Key> = c
-                .service_keys()
-                .into_iter()
-                .chain(c.endpoints_keys())
-                .collect();
-            drop(c);
-            shared.enqueue(dedup(keys));
-        }
-        let mut workers = JoinSet::new();
-        for _ in 0..opts.workers.max(1) {
-            workers.spawn(worker(Arc::clone(&shared)));
-        }
-        let lost = tokio::select! {
-            _ = async {
-                match elector.as_mut() {
-                    Some(el) => el.hold().await,
-                    None => std::future::pending().await,
-                }
-            } => true,
-            _ = &mut shutdown => false,
-        };
-        workers.abort_all();
-        while workers.join_next().await.is_some() {}
-        shared.queue.requeue_in_flight();
-        METRICS.set_leader(false);
-        if !lost {
-            break;
-        }
-        tracing::warn!("lost leadership; workers stopped, caches kept warm");
-    }
-    if let Some(el) = elector.as_mut() {
-        el.release().await;
-    }
+            for _ in 0..opts.workers.max(1) {
+                workers.spawn(worker(Arc::clone(&shared)));
+            }
+        },
+        || {
+            shared.queue.requeue_in_flight();
+            METRICS.set_leader(false);
+        },
+    )
+    .await;
     shared.queue.shut_down();
     watches.abort_all();
     Ok(())

@@ -65,3 +65,10 @@ pub(crate) async fn feed<Sh, K, S>(
         }
     }
 }
+
+/// Waits until every watch has flagged its first complete list.
+pub(crate) async fn wait_all(ready: &mut [watch::Receiver<bool>]) {
+    for r in ready.iter_mut() {
+        let _ = r.wait_for(|v| *v).await;
+    }
+}

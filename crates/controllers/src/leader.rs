@@ -222,3 +222,46 @@ impl Elector {
         }
     }
 }
+
+/// Runs leadership terms until `shutdown`: each time this replica holds the Lease (or once, for good, without
+/// election) `start` spawns the term's tasks; when the Lease is lost or shutdown comes they are aborted and
+/// drained and `stop` runs. A lost Lease starts waiting for the next term; shutdown releases the Lease.
+pub(crate) async fn lead_terms<S: std::future::Future<Output = ()>>(
+    client: &kube::Client,
+    election: Option<LeaseOptions>,
+    mut shutdown: std::pin::Pin<&mut S>,
+    what: &str,
+    mut start: impl FnMut(&mut tokio::task::JoinSet<()>),
+    mut stop: impl FnMut(),
+) {
+    let mut elector = election.map(|l| Elector::new(client.clone(), l));
+    loop {
+        if let Some(el) = elector.as_mut() {
+            tokio::select! {
+                _ = el.acquire() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        start(&mut tasks);
+        let lost = tokio::select! {
+            _ = async {
+                match elector.as_mut() {
+                    Some(el) => el.hold().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+            _ = &mut shutdown => false,
+        };
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        stop();
+        if !lost {
+            break;
+        }
+        tracing::warn!("lost {what} leadership; workers stopped, caches kept warm");
+    }
+    if let Some(el) = elector.as_mut() {
+        el.release().await;
+    }
+}

@@ -23,6 +23,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 
 use crate::cache::Key;
+use crate::feed::key_of;
 use crate::Error;
 
 pub const MIRRORING_CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
@@ -185,10 +186,6 @@ async fn reconcile(client: &Client, cache: &Mutex<Cache>, key: &Key) -> Result<(
         }
     }
     Ok(())
-}
-
-fn key_of<K: kube::Resource>(o: &K) -> Key {
-    (o.namespace().unwrap_or_default(), o.name_any())
 }
 
 /// Runs until `shutdown` completes.

@@ -22,8 +22,8 @@ use super::metrics::METRICS;
 use super::model::{Family, Pool, SvcInfo};
 use super::LbIpamOptions;
 use crate::events::{Involved, Recorder};
-use crate::feed::{feed, Fed};
-use crate::leader::{default_identity, Elector};
+use crate::feed::{feed, wait_all, Fed};
+use crate::leader::{default_identity, lead_terms};
 use crate::queue::WorkQueue;
 use crate::Error;
 
@@ -534,12 +534,6 @@ fn rebuild(shared: &Shared) -> usize {
     dropped
 }
 
-async fn wait_all(ready: &mut [watch::Receiver<bool>]) {
-    for r in ready.iter_mut() {
-        let _ = r.wait_for(|v| *v).await;
-    }
-}
-
 /// Runs the LoadBalancer IPAM controller until `shutdown` completes. Every replica keeps its caches
 /// warm; only the lease holder allocates and writes.
 pub async fn run(
@@ -584,55 +578,35 @@ pub async fn run(
         );
     }
 
-    let mut elector = opts
-        .leader_election
-        .clone()
-        .map(|l| Elector::new(client.clone(), l));
-    loop {
-        if let Some(el) = elector.as_mut() {
-            tokio::select! {
-                _ = el.acquire() => {}
-                _ = &mut shutdown => break,
+    lead_terms(
+        &client,
+        opts.leader_election.clone(),
+        shutdown.as_mut(),
+        "LB IPAM",
+        |workers| {
+            METRICS.set_leader(true);
+            let dropped = rebuild(&shared);
+            if dropped > 0 {
+                tracing::warn!(
+                    services = dropped,
+                    "Services show LoadBalancer addresses they may no longer have; reassigning"
+                );
             }
-        }
-        METRICS.set_leader(true);
-        let dropped = rebuild(&shared);
-        if dropped > 0 {
-            tracing::warn!(
-                services = dropped,
-                "Services show LoadBalancer addresses they may no longer have; reassigning"
-            );
-        }
-        shared.enqueue_all();
-        shared.pools_changed.notify_one();
-        let mut workers = JoinSet::new();
-        for _ in 0..opts.workers.max(1) {
-            workers.spawn(worker(Arc::clone(&shared)));
-        }
-        workers.spawn(pool_status_loop(Arc::clone(&shared)));
-        let lost = tokio::select! {
-            _ = async {
-                match elector.as_mut() {
-                    Some(el) => el.hold().await,
-                    None => std::future::pending().await,
-                }
-            } => true,
-            _ = &mut shutdown => false,
-        };
-        workers.abort_all();
-        while workers.join_next().await.is_some() {}
-        shared.queue.requeue_in_flight();
-        // The table is the leader's: a later leadership rebuilds it from what the Services show.
-        shared.state().alloc = None;
-        METRICS.set_leader(false);
-        if !lost {
-            break;
-        }
-        tracing::warn!("lost LB IPAM leadership; workers stopped, caches kept warm");
-    }
-    if let Some(el) = elector.as_mut() {
-        el.release().await;
-    }
+            shared.enqueue_all();
+            shared.pools_changed.notify_one();
+            for _ in 0..opts.workers.max(1) {
+                workers.spawn(worker(Arc::clone(&shared)));
+            }
+            workers.spawn(pool_status_loop(Arc::clone(&shared)));
+        },
+        || {
+            shared.queue.requeue_in_flight();
+            // The table is the leader's: a later leadership rebuilds it from what the Services show.
+            shared.state().alloc = None;
+            METRICS.set_leader(false);
+        },
+    )
+    .await;
     shared.queue.shut_down();
     watches.abort_all();
     Ok(())
