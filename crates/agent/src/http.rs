@@ -84,7 +84,7 @@ async fn debug_state(State(state): State<SharedState>) -> Response {
     let s = lock(&state);
     let frontends: Vec<serde_json::Value> = s
         .applied
-        .iter()
+        .values()
         .map(|f| serde_json::json!({"frontend": f.frontend, "service": f.service, "endpoints": f.endpoints}))
         .collect();
     let body = serde_json::json!({

@@ -55,7 +55,8 @@ pub struct Shared {
     pub conntrack_deletions: u64,
     pub stats: BTreeMap<&'static str, Stats>,
     pub health_checks: Vec<HealthCheck>,
-    pub applied: Vec<AppliedFrontend>,
+    /// Frontend (as text) → what the kernel was given for it; kept up to date from each diff.
+    pub applied: BTreeMap<String, AppliedFrontend>,
     /// Bumped on every successful sync: tests and tools wait for it.
     pub generation: u64,
     pub failed_services: BTreeMap<String, String>,

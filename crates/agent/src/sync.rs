@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
-use proxy::{Diff, Family, ProxyModel};
+use proxy::{Diff, Family, Frontend, FrontendChange, FrontendState, ProxyModel};
 
 use crate::backend::{Backend, SyncReport};
 use crate::state::{lock, AppliedFrontend, SharedState};
@@ -225,14 +225,22 @@ impl SyncLoop {
             lock(&self.state).conntrack_deletions += n as u64;
         }
         if ok {
-            self.publish(changed, oldest);
+            self.publish(changed, full, &changes, oldest);
             Ok(())
         } else {
             Err(())
         }
     }
 
-    fn publish(&self, changed: bool, oldest: Option<Instant>) {
+    /// Publishes a successful sync. The applied frontends follow the diff's frontend changes; a full sync
+    /// (also the one after any failure, whose changes were not published) rebuilds them from the models.
+    fn publish(
+        &self,
+        changed: bool,
+        full: bool,
+        changes: &[FrontendChange],
+        oldest: Option<Instant>,
+    ) {
         let mut s = lock(&self.state);
         s.last_sync = Some(SystemTime::now());
         s.pending_since = None;
@@ -246,17 +254,31 @@ impl SyncLoop {
         }
         s.generation += 1;
         let mut checks = Vec::new();
-        let mut applied = Vec::new();
+        if full {
+            s.applied.clear();
+        }
         for plane in &self.planes {
             let family = plane.model.family();
             s.stats.insert(family_name(family), plane.model.stats());
             checks.extend(plane.model.health_checks());
-            for (frontend, st) in plane.model.frontends() {
-                applied.push(AppliedFrontend {
-                    frontend: frontend.to_string(),
-                    service: st.service.to_string(),
-                    endpoints: st.endpoints.iter().map(|e| e.to_string()).collect(),
-                });
+            if full {
+                for (frontend, st) in plane.model.frontends() {
+                    let f = applied(&frontend, &st);
+                    s.applied.insert(f.frontend.clone(), f);
+                }
+            }
+        }
+        if !full {
+            for change in changes {
+                let key = change.frontend.to_string();
+                match &change.after {
+                    Some(st) => {
+                        s.applied.insert(key, applied(&change.frontend, st));
+                    }
+                    None => {
+                        s.applied.remove(&key);
+                    }
+                }
             }
         }
         // A dual-stack Service has one check per family on the same port; the node answers once.
@@ -270,10 +292,17 @@ impl SyncLoop {
             }
         });
         s.health_checks = checks;
-        s.applied = applied;
         let generation = s.generation;
         drop(s);
         let _ = self.notify.send(generation);
+    }
+}
+
+fn applied(frontend: &Frontend, st: &FrontendState) -> AppliedFrontend {
+    AppliedFrontend {
+        frontend: frontend.to_string(),
+        service: st.service.to_string(),
+        endpoints: st.endpoints.iter().map(|e| e.to_string()).collect(),
     }
 }
 

@@ -45,89 +45,79 @@ pub async fn run(client: Client, node_name: String, tx: Sender<Timed>, feed: Opt
         watch(
             Api::<Service>::all(client.clone()),
             watcher::Config::default(),
-            Kind::Service,
             tx.clone(),
             feed.clone()
         ),
         watch(
             Api::<EndpointSlice>::all(client),
             watcher::Config::default(),
-            Kind::Slice,
             tx.clone(),
             feed
         ),
-        watch(nodes, node_cfg, Kind::Node, tx, None),
+        watch(nodes, node_cfg, tx, None),
     );
 }
 
-fn change(kind: Kind, obj: Obj, gone: bool) -> Change {
-    match (obj, gone) {
-        (Obj::Service(s), false) => Change::Service(s),
-        (Obj::Service(s), true) => {
-            Change::ServiceGone(s.namespace().unwrap_or_default(), s.name_any())
-        }
-        (Obj::Slice(s), false) => Change::Slice(s),
-        (Obj::Slice(s), true) => Change::SliceGone(s.namespace().unwrap_or_default(), s.name_any()),
-        (Obj::Node(n), _) => {
-            let _ = kind;
-            Change::Node(n)
-        }
+/// A kind the agent watches, and how its events become changes.
+trait Watched:
+    kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static
+{
+    const KIND: Kind;
+    fn applied(self) -> Change;
+    /// `None` for a deletion the sync loop does not act on (its own Node going away).
+    fn gone(self) -> Option<Change>;
+}
+
+impl Watched for Service {
+    const KIND: Kind = Kind::Service;
+    fn applied(self) -> Change {
+        Change::Service(Box::new(self))
+    }
+    fn gone(self) -> Option<Change> {
+        Some(Change::ServiceGone(
+            self.namespace().unwrap_or_default(),
+            self.name_any(),
+        ))
     }
 }
 
-enum Obj {
-    Service(Box<Service>),
-    Slice(Box<EndpointSlice>),
-    Node(Box<Node>),
-}
-
-trait IntoObj {
-    fn into_obj(self) -> Obj;
-}
-impl IntoObj for Service {
-    fn into_obj(self) -> Obj {
-        Obj::Service(Box::new(self))
+impl Watched for EndpointSlice {
+    const KIND: Kind = Kind::Slice;
+    fn applied(self) -> Change {
+        Change::Slice(Box::new(self))
     }
-}
-impl IntoObj for EndpointSlice {
-    fn into_obj(self) -> Obj {
-        Obj::Slice(Box::new(self))
-    }
-}
-impl IntoObj for Node {
-    fn into_obj(self) -> Obj {
-        Obj::Node(Box::new(self))
+    fn gone(self) -> Option<Change> {
+        Some(Change::SliceGone(
+            self.namespace().unwrap_or_default(),
+            self.name_any(),
+        ))
     }
 }
 
-async fn watch<K>(
-    api: Api<K>,
-    cfg: watcher::Config,
-    kind: Kind,
-    tx: Sender<Timed>,
-    feed: Option<Feed>,
-) where
-    K: kube::Resource
-        + IntoObj
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + 'static,
+impl Watched for Node {
+    const KIND: Kind = Kind::Node;
+    fn applied(self) -> Change {
+        Change::Node(Box::new(self))
+    }
+    fn gone(self) -> Option<Change> {
+        None
+    }
+}
+
+async fn watch<K>(api: Api<K>, cfg: watcher::Config, tx: Sender<Timed>, feed: Option<Feed>)
+where
+    K: Watched,
     K::DynamicType: Default,
 {
+    let kind = K::KIND;
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     while let Some(event) = stream.next().await {
         let msg = match event {
-            Ok(Event::Apply(obj)) | Ok(Event::InitApply(obj)) => {
-                change(kind, obj.into_obj(), false)
-            }
-            Ok(Event::Delete(obj)) => {
-                if kind == Kind::Node {
-                    continue;
-                }
-                change(kind, obj.into_obj(), true)
-            }
+            Ok(Event::Apply(obj)) | Ok(Event::InitApply(obj)) => obj.applied(),
+            Ok(Event::Delete(obj)) => match obj.gone() {
+                Some(change) => change,
+                None => continue,
+            },
             Ok(Event::Init) => Change::ListStart(kind),
             Ok(Event::InitDone) => Change::ListDone(kind),
             Err(e) => {

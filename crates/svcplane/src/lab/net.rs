@@ -187,23 +187,30 @@ pub fn kill_matching(ns: &str, word: &str) {
 /// Sends each signal in turn to the processes of a namespace whose command line has `word` as an argument,
 /// until none is left.
 pub fn kill_matching_with(ns: &str, word: &str, signals: &[&str]) {
-    let matching = || -> Vec<String> {
+    let has_word = |pid: &str| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| c.split(|b| *b == 0).any(|a| a == word.as_bytes()))
+            .unwrap_or(false)
+    };
+    stop_processes(ns, &has_word, signals, 40);
+}
+
+/// Sends each signal in turn to the processes of namespace `ns` that `select` picks, polling up to
+/// `polls` × 50 ms after each for them to go; returns once none is left.
+fn stop_processes(ns: &str, select: &dyn Fn(&str) -> bool, signals: &[&str], polls: u32) {
+    let selected = || -> Vec<String> {
         let pids = Command::new("ip")
             .args(["netns", "pids", ns])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
             .unwrap_or_default();
         pids.split_whitespace()
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| c.split(|b| *b == 0).any(|a| a == word.as_bytes()))
-                    .unwrap_or(false)
-            })
+            .filter(|pid| select(pid))
             .map(String::from)
             .collect()
     };
     for signal in signals {
-        let pids = matching();
+        let pids = selected();
         if pids.is_empty() {
             return;
         }
@@ -211,8 +218,8 @@ pub fn kill_matching_with(ns: &str, word: &str, signals: &[&str]) {
             .arg(format!("-{signal}"))
             .args(&pids)
             .status();
-        for _ in 0..40 {
-            if matching().is_empty() {
+        for _ in 0..polls {
+            if selected().is_empty() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -222,33 +229,7 @@ pub fn kill_matching_with(ns: &str, word: &str, signals: &[&str]) {
 
 /// Kills every process in a namespace, then deletes it and its /etc/netns directory.
 pub fn remove_netns(ns: &str) {
-    for signal in ["TERM", "KILL"] {
-        let pids = Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        let pids: Vec<&str> = pids.split_whitespace().collect();
-        if pids.is_empty() {
-            break;
-        }
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .args(&pids)
-            .status();
-        // Give TERM a moment to work before KILL.
-        for _ in 0..20 {
-            let left = Command::new("ip")
-                .args(["netns", "pids", ns])
-                .output()
-                .map(|o| !o.stdout.is_empty())
-                .unwrap_or(false);
-            if !left {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
+    stop_processes(ns, &|_| true, &["TERM", "KILL"], 20);
     let _ = run("ip", &["netns", "del", ns]);
     let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
 }
