@@ -3,10 +3,13 @@
 //!
 //! It owns durability and ordering of writes and nothing else: it knows nothing of Kubernetes objects,
 //! validation or allocation (those live in the API server, which composes them into one [`Txn`]).
-//! Backends: [`embedded::EmbeddedStore`] (redb, the default). An etcd backend implements the same trait.
+//! Backends: [`embedded::EmbeddedStore`] (redb, the default) and [`etcd::EtcdStore`] (`--etcd-servers`),
+//! which [`watch_cache::WatchCache`] fronts so that every API watch is served from one etcd watch.
 
 pub mod embedded;
 mod encoding;
+pub mod etcd;
+pub mod watch_cache;
 
 use futures::stream::BoxStream;
 

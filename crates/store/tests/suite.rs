@@ -1,41 +1,89 @@
-//! Behaviour every Store backend must show. Runs against the embedded backend here; the etcd backend
-//! reuses the same checks.
+//! Behaviour every Store backend must show, run against each of them: the embedded store, etcd (a real
+//! 3-member cluster on loopback, started per test), and the watch cache in front of both (with a small
+//! window, so that slow watchers fall back to the store and resume inside a revision).
+//!
+//! Revisions are counted from the store's revision at the start of each check: a fresh etcd starts at 1,
+//! the embedded store at 0, and every successful write transaction adds exactly one on both.
 
 use std::sync::Arc;
 
+use etcd_testcluster::EtcdCluster;
 use futures::StreamExt;
 use store::embedded::EmbeddedStore;
+use store::etcd::{EtcdConfig, EtcdStore};
+use store::watch_cache::WatchCache;
 use store::{Compare, EventType, Op, Store, StoreError, Txn};
 
-fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
+/// A store and whatever keeps it alive (a temporary directory, an etcd cluster).
+struct Backend {
+    store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+fn embedded() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     let s = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
-    (dir, Arc::new(s))
+    Backend {
+        store: Arc::new(s),
+        _guard: Box::new(dir),
+    }
+}
+
+/// A 3-member cluster and a store on it, under `prefix`.
+async fn etcd_store(prefix: &str) -> (EtcdCluster, EtcdStore) {
+    let cluster = tokio::task::spawn_blocking(|| EtcdCluster::start(3))
+        .await
+        .unwrap()
+        .expect("start etcd (Debian's etcd-server; .ci/run installs it)");
+    let cfg = EtcdConfig {
+        servers: cluster.endpoints(),
+        prefix: prefix.into(),
+        ..Default::default()
+    };
+    let s = EtcdStore::connect(&cfg).await.expect("connect to etcd");
+    (cluster, s)
+}
+
+async fn etcd() -> Backend {
+    let (cluster, s) = etcd_store("/suite").await;
+    Backend {
+        store: Arc::new(s),
+        _guard: Box::new(cluster),
+    }
+}
+
+/// Small enough that the 6,000-event check overflows it.
+const SMALL_WINDOW: usize = 512;
+
+async fn cached(b: Backend) -> Backend {
+    let c = WatchCache::start(b.store, SMALL_WINDOW).await.unwrap();
+    Backend {
+        store: Arc::new(c),
+        _guard: b._guard,
+    }
 }
 
 fn put(k: &str, v: &str) -> Txn {
     Txn::new().then(Op::Put(k.into(), v.as_bytes().to_vec()))
 }
 
-#[tokio::test]
-async fn put_get_and_revisions() {
-    let (_d, s) = open();
-    assert_eq!(s.current_revision().await.unwrap(), 0);
+async fn put_get_and_revisions(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
     let r1 = s.txn(put("/a", "1")).await.unwrap();
     assert!(r1.succeeded);
-    assert_eq!(r1.revision, 1);
+    assert_eq!(r1.revision, b + 1);
     let r2 = s.txn(put("/a", "2")).await.unwrap();
-    assert_eq!(r2.revision, 2);
+    assert_eq!(r2.revision, b + 2);
+    assert_eq!(s.current_revision().await.unwrap(), b + 2);
     let kv = s.get("/a").await.unwrap().unwrap();
     assert_eq!(kv.value, b"2");
-    assert_eq!(kv.create_revision, 1);
-    assert_eq!(kv.mod_revision, 2);
+    assert_eq!(kv.create_revision, b + 1);
+    assert_eq!(kv.mod_revision, b + 2);
     assert!(s.get("/b").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn compares_guard_every_op_of_a_txn() {
-    let (_d, s) = open();
+async fn compares_guard_every_op_of_a_txn(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
     s.txn(put("/a", "1")).await.unwrap();
     // Absent fails on an existing key, and nothing of the txn is applied.
     let r = s
@@ -49,26 +97,34 @@ async fn compares_guard_every_op_of_a_txn() {
         .unwrap();
     assert!(!r.succeeded);
     assert_eq!(r.failed_compare, Some(1));
+    assert_eq!(r.revision, b + 1);
     assert!(s.get("/b").await.unwrap().is_none());
     // Stale mod revision fails; the current one succeeds and writes both keys at one revision.
     let stale = Txn::new()
-        .when(Compare::ModRevision("/a".into(), 0))
+        .when(Compare::ModRevision("/a".into(), b))
         .then(Op::Delete("/a".into()));
-    assert!(!s.txn(stale).await.unwrap().succeeded);
+    let r = s.txn(stale).await.unwrap();
+    assert!(!r.succeeded);
+    assert_eq!(r.failed_compare, Some(0));
     let ok = Txn::new()
-        .when(Compare::ModRevision("/a".into(), 1))
+        .when(Compare::ModRevision("/a".into(), b + 1))
+        .when(Compare::Absent("/c".into()))
         .then(Op::Delete("/a".into()))
         .then(Op::Put("/c".into(), b"y".to_vec()));
     let r = s.txn(ok).await.unwrap();
     assert!(r.succeeded);
-    assert_eq!(r.revision, 2);
+    assert_eq!(r.revision, b + 2);
     assert!(s.get("/a").await.unwrap().is_none());
-    assert_eq!(s.get("/c").await.unwrap().unwrap().mod_revision, 2);
+    assert_eq!(s.get("/c").await.unwrap().unwrap().mod_revision, b + 2);
+    // A compare on a key that does not exist never holds for a mod revision.
+    let r = s
+        .txn(Txn::new().when(Compare::ModRevision("/a".into(), b + 1)))
+        .await
+        .unwrap();
+    assert!(!r.succeeded);
 }
 
-#[tokio::test]
-async fn concurrent_creates_of_one_key_have_one_winner() {
-    let (_d, s) = open();
+async fn concurrent_creates_of_one_key_have_one_winner(s: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..64 {
         let s = s.clone();
@@ -86,16 +142,16 @@ async fn concurrent_creates_of_one_key_have_one_winner() {
     assert_eq!(winners, 1);
 }
 
-#[tokio::test]
-async fn range_by_prefix_with_paging() {
-    let (_d, s) = open();
+async fn range_by_prefix_with_paging(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
     for k in ["/r/a", "/r/b", "/r/c", "/rx/d", "/q/e"] {
         s.txn(put(k, "v")).await.unwrap();
     }
     let all = s.range("/r/", None, 0).await.unwrap();
     let keys: Vec<_> = all.kvs.iter().map(|k| k.key.as_str()).collect();
     assert_eq!(keys, ["/r/a", "/r/b", "/r/c"]);
-    assert_eq!(all.revision, 5);
+    assert_eq!(all.revision, b + 5);
+    assert!(!all.more);
     let p1 = s.range("/r/", None, 2).await.unwrap();
     assert_eq!(p1.kvs.len(), 2);
     assert!(p1.more);
@@ -103,45 +159,64 @@ async fn range_by_prefix_with_paging() {
     assert_eq!(p2.kvs.len(), 1);
     assert_eq!(p2.kvs[0].key, "/r/c");
     assert!(!p2.more);
+    let everything = s.range("", None, 0).await.unwrap();
+    assert_eq!(everything.kvs.len(), 5);
 }
 
-#[tokio::test]
-async fn watch_from_revision_sees_history_then_live_events_in_order() {
-    let (_d, s) = open();
-    s.txn(put("/w/a", "1")).await.unwrap(); // rev 1
-    s.txn(put("/other", "1")).await.unwrap(); // rev 2
-    s.txn(put("/w/a", "2")).await.unwrap(); // rev 3
-    let mut w = s.watch("/w/", 1).await.unwrap();
+async fn watch_from_revision_sees_history_then_live_events_in_order(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
+    s.txn(put("/w/a", "1")).await.unwrap(); // b+1
+    s.txn(put("/other", "1")).await.unwrap(); // b+2
+    s.txn(put("/w/a", "2")).await.unwrap(); // b+3
+    let mut w = s.watch("/w/", b + 1).await.unwrap();
     let e = w.next().await.unwrap().unwrap();
-    assert_eq!((e.kv.mod_revision, e.event_type), (3, EventType::Put));
+    assert_eq!((e.kv.mod_revision, e.event_type), (b + 3, EventType::Put));
     assert_eq!(e.prev.unwrap().value, b"1");
     s.txn(Txn::new().then(Op::Delete("/w/a".into())))
         .await
-        .unwrap(); // rev 4
+        .unwrap(); // b+4
     let e = w.next().await.unwrap().unwrap();
-    assert_eq!((e.kv.mod_revision, e.event_type), (4, EventType::Delete));
+    assert_eq!(
+        (e.kv.mod_revision, e.event_type),
+        (b + 4, EventType::Delete)
+    );
+    assert_eq!(e.kv.key, "/w/a");
     assert_eq!(e.prev.unwrap().value, b"2");
+    // Two keys in one transaction: two events at one revision, both delivered.
+    s.txn(put("/w/x", "1").then(Op::Put("/w/y".into(), b"1".to_vec())))
+        .await
+        .unwrap(); // b+5
+    let e1 = w.next().await.unwrap().unwrap();
+    let e2 = w.next().await.unwrap().unwrap();
+    assert_eq!((e1.kv.mod_revision, e2.kv.mod_revision), (b + 5, b + 5));
+    assert_eq!((e1.kv.key.as_str(), e2.kv.key.as_str()), ("/w/x", "/w/y"));
 }
 
-#[tokio::test]
-async fn watch_under_concurrent_writes_has_no_gap_or_duplicate() {
-    let (_d, s) = open();
-    let mut w = s.watch("/c/", 0).await.unwrap();
-    let n = 6000; // more than the broadcast capacity, so a slow watcher exercises log catch-up
-    let writers: Vec<_> = (0..4)
-        .map(|t| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                for i in 0..n / 4 {
-                    s.txn(put(&format!("/c/{t}-{i}"), "v")).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for wr in writers {
-        wr.await.unwrap();
-    }
-    let mut last = 0;
+/// Writers running while a watcher reads: every event exactly once, in revision order.
+async fn watch_under_concurrent_writes_has_no_gap_or_duplicate(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
+    let n = 3000;
+    let mut w = s.watch("/c/", b).await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut last = b;
+        for _ in 0..n {
+            let e = w.next().await.unwrap().unwrap();
+            assert_eq!(e.kv.mod_revision, last + 1, "gap or duplicate");
+            last = e.kv.mod_revision;
+        }
+    });
+    write_concurrently(&s, "/c/", n).await;
+    reader.await.unwrap();
+}
+
+/// A watcher that reads nothing while thousands of events pass (more than the embedded broadcast and the
+/// cache window hold) catches up from the log or the store with no gap.
+async fn slow_watcher_catches_up_without_gap(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
+    let mut w = s.watch("/c/", b).await.unwrap();
+    let n = 6000;
+    write_concurrently(&s, "/c/", n).await;
+    let mut last = b;
     for _ in 0..n {
         let e = w.next().await.unwrap().unwrap();
         assert_eq!(e.kv.mod_revision, last + 1, "gap or duplicate");
@@ -149,28 +224,92 @@ async fn watch_under_concurrent_writes_has_no_gap_or_duplicate() {
     }
 }
 
-#[tokio::test]
-async fn compaction_makes_old_watches_fail() {
-    let (_d, s) = open();
+async fn write_concurrently(s: &Arc<dyn Store>, prefix: &str, n: usize) {
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            let prefix = prefix.to_string();
+            tokio::spawn(async move {
+                for i in 0..n / 8 {
+                    s.txn(put(&format!("{prefix}{t}-{i}"), "v")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for wr in writers {
+        wr.await.unwrap();
+    }
+}
+
+async fn compaction_makes_old_watches_fail(s: Arc<dyn Store>) {
+    let b = s.current_revision().await.unwrap();
     for i in 0..5 {
         s.txn(put("/k", &i.to_string())).await.unwrap();
     }
-    s.compact(3).await.unwrap();
-    assert_eq!(s.compacted_revision().await.unwrap(), 3);
-    match s.watch("/", 2).await {
+    s.compact(b + 3).await.unwrap();
+    assert_eq!(s.compacted_revision().await.unwrap(), b + 3);
+    match s.watch("/", b + 2).await {
         Err(StoreError::Compacted {
-            requested: 2,
-            compacted: 3,
-        }) => {}
+            requested,
+            compacted,
+        }) => assert_eq!((requested, compacted), (b + 2, b + 3)),
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("watch from a compacted revision succeeded"),
     }
-    let mut w = s.watch("/", 3).await.unwrap();
-    assert_eq!(w.next().await.unwrap().unwrap().kv.mod_revision, 4);
+    let mut w = s.watch("/", b + 3).await.unwrap();
+    assert_eq!(w.next().await.unwrap().unwrap().kv.mod_revision, b + 4);
+    // Compacting again at or below what is compacted is not an error.
+    s.compact(b + 2).await.unwrap();
 }
 
+/// One `#[tokio::test]` per check and backend.
+macro_rules! suite {
+    ($($check:ident),* $(,)?) => {
+        mod on_embedded {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() { super::$check(embedded().store).await })*
+        }
+        mod on_embedded_with_watch_cache {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let b = cached(embedded()).await;
+                super::$check(b.store.clone()).await
+            })*
+        }
+        mod on_etcd {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let b = etcd().await;
+                super::$check(b.store.clone()).await
+            })*
+        }
+        mod on_etcd_with_watch_cache {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let b = cached(etcd().await).await;
+                super::$check(b.store.clone()).await
+            })*
+        }
+    };
+}
+
+suite!(
+    put_get_and_revisions,
+    compares_guard_every_op_of_a_txn,
+    concurrent_creates_of_one_key_have_one_winner,
+    range_by_prefix_with_paging,
+    watch_from_revision_sees_history_then_live_events_in_order,
+    watch_under_concurrent_writes_has_no_gap_or_duplicate,
+    compaction_makes_old_watches_fail,
+    slow_watcher_catches_up_without_gap,
+);
+
 #[tokio::test]
-async fn state_survives_reopen() {
+async fn embedded_state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     {
@@ -194,4 +333,53 @@ async fn state_survives_reopen() {
     assert_eq!(s.current_revision().await.unwrap(), 2);
     assert_eq!(s.compacted_revision().await.unwrap(), 1);
     assert_eq!(s.get("/p").await.unwrap().unwrap().value, b"2");
+}
+
+/// A watch rides out the death of the etcd member it was reading from: it resumes from its last revision,
+/// with no gap and no duplicate, and writes continue through the surviving members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_watch_and_writes_survive_a_member_kill() {
+    let (mut cluster, s) = etcd_store("/kill").await;
+    let s: Arc<dyn Store> = Arc::new(s);
+    let b = s.current_revision().await.unwrap();
+    let mut w = s.watch("/", b).await.unwrap();
+    let mut acked = 0i64;
+    for i in 0..400 {
+        if i == 150 {
+            cluster.kill(0);
+        }
+        // A write in flight when the member dies may fail; the client retries, as an API server's
+        // client would get a 5xx and retry.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match s.txn(put(&format!("/k{i}"), "v")).await {
+                Ok(r) if r.succeeded => {
+                    acked += 1;
+                    break;
+                }
+                other => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "writes did not resume after a member kill: {other:?}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+    // Every acknowledged write is there, and the watch saw each exactly once, in order.
+    assert_eq!(s.range("/k", None, 0).await.unwrap().kvs.len(), 400);
+    let mut keys = std::collections::BTreeSet::new();
+    let mut last = b;
+    while keys.len() < 400 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(20), w.next())
+            .await
+            .expect("watch stalled after the member kill")
+            .unwrap()
+            .unwrap();
+        assert!(e.kv.mod_revision > last, "duplicate or out of order");
+        last = e.kv.mod_revision;
+        assert!(keys.insert(e.kv.key.clone()), "duplicate {}", e.kv.key);
+    }
+    assert_eq!(acked, 400);
 }
