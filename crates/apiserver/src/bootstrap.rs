@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
-use store::{Op, Txn};
+use store::{Compare, Op, Txn};
 
 use crate::http_util::Params;
 use crate::meta::decode_stored;
@@ -15,13 +15,33 @@ use crate::services::{self, IP_PREFIX, NODE_PORT_PREFIX};
 use crate::status::ApiResult;
 use crate::Server;
 
+fn delete_unchanged(key: &str, mod_revision: i64) -> Txn {
+    Txn::new()
+        .when(Compare::ModRevision(key.to_string(), mod_revision))
+        .then(Op::Delete(key.to_string()))
+}
+
+fn put_absent(key: String, value: Vec<u8>) -> Txn {
+    Txn::new()
+        .when(Compare::Absent(key.clone()))
+        .then(Op::Put(key, value))
+}
+
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl Server {
     /// Marks every stored allocation, creates records a Service holds but lacks, and deletes records no
-    /// Service holds (kube-apiserver's repair controllers, run once at start).
-    pub(crate) async fn repair_allocations(&self) -> ApiResult<()> {
+    /// Service holds (kube-apiserver's repair controllers: at start, and periodically when API servers
+    /// share the store). Returns the revision the allocation records were read at, from which
+    /// [`Server::follow_allocations`] keeps the allocators in step.
+    ///
+    /// Safe while other API servers write: records are read before Services, and a record and its
+    /// Service are always written in one transaction, so a record seen without its Service is stale for
+    /// good; each fix is conditional on what was read, so a concurrent write wins over a repair.
+    pub(crate) async fn repair_allocations(&self) -> ApiResult<i64> {
+        let ip_keys = self.store.range(IP_PREFIX, None, 0).await?;
+        let port_keys = self.store.range(NODE_PORT_PREFIX, None, 0).await?;
         let mut held_ips: BTreeMap<IpAddr, Value> = BTreeMap::new();
         let mut held_ports: BTreeMap<u16, Value> = BTreeMap::new();
         let svcs = self
@@ -43,8 +63,7 @@ impl Server {
                 held_ports.insert(p, obj.clone());
             }
         }
-        let mut fix = Txn::new();
-        let ip_keys = self.store.range(IP_PREFIX, None, 0).await?;
+        let mut fixes: Vec<Txn> = Vec::new();
         let mut recorded_ips = BTreeSet::new();
         for kv in &ip_keys.kvs {
             match kv.key[IP_PREFIX.len()..].parse::<IpAddr>() {
@@ -53,11 +72,10 @@ impl Server {
                 }
                 _ => {
                     tracing::warn!(key = %kv.key, "repair: releasing an IP no Service holds");
-                    fix.ops.push(Op::Delete(kv.key.clone()));
+                    fixes.push(delete_unchanged(&kv.key, kv.mod_revision));
                 }
             }
         }
-        let port_keys = self.store.range(NODE_PORT_PREFIX, None, 0).await?;
         let mut recorded_ports = BTreeSet::new();
         for kv in &port_keys.kvs {
             match kv.key[NODE_PORT_PREFIX.len()..].parse::<u16>() {
@@ -66,7 +84,7 @@ impl Server {
                 }
                 _ => {
                     tracing::warn!(key = %kv.key, "repair: releasing a node port no Service holds");
-                    fix.ops.push(Op::Delete(kv.key.clone()));
+                    fixes.push(delete_unchanged(&kv.key, kv.mod_revision));
                 }
             }
         }
@@ -81,7 +99,7 @@ impl Server {
                     "spec": {"parentRef": {"group": "", "resource": "services",
                         "namespace": svc["metadata"]["namespace"], "name": svc["metadata"]["name"]}},
                 });
-                fix.ops.push(Op::Put(
+                fixes.push(put_absent(
                     services::ip_key(ip),
                     serde_json::to_vec(&obj).unwrap_or_default(),
                 ));
@@ -92,16 +110,16 @@ impl Server {
             if !recorded_ports.contains(port) {
                 tracing::warn!(port, "repair: recording a node port a Service holds");
                 let owner = json!({"namespace": svc["metadata"]["namespace"], "name": svc["metadata"]["name"]});
-                fix.ops.push(Op::Put(
+                fixes.push(put_absent(
                     services::port_key(*port),
                     serde_json::to_vec(&owner).unwrap_or_default(),
                 ));
             }
         }
-        if !fix.ops.is_empty() {
+        for fix in fixes {
             self.store.txn(fix).await?;
         }
-        Ok(())
+        Ok(ip_keys.revision.min(port_keys.revision))
     }
 
     async fn ensure(&self, res: &Resource, ns: Option<&str>, obj: Value) -> ApiResult<()> {

@@ -49,6 +49,11 @@ pub struct Config {
     pub tls_sans: Vec<String>,
     /// How often history older than the previous interval is compacted (kube-apiserver: 5 min).
     pub compaction_interval: Duration,
+    /// Keep state in etcd instead of the embedded store in `data_dir` (`--etcd-servers`).
+    pub etcd: Option<store::etcd::EtcdConfig>,
+    /// With a shared store: how often allocation records are checked against the Services that hold
+    /// them (kube-apiserver's repair controllers: 3 min).
+    pub repair_interval: Duration,
 }
 
 impl Config {
@@ -64,6 +69,8 @@ impl Config {
             service_node_port_range: "30000-32767".into(),
             tls_sans: Vec::new(),
             compaction_interval: Duration::from_secs(300),
+            etcd: None,
+            repair_interval: Duration::from_secs(180),
         }
     }
 }
@@ -106,15 +113,31 @@ pub struct Running {
     pub server: Arc<Server>,
 }
 
-/// Opens the embedded store in `cfg.data_dir` and starts serving.
+/// Opens the store (etcd when configured, else the embedded store in `cfg.data_dir`) and starts serving.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::DataDir(cfg.data_dir.display().to_string(), e))?;
+    if let Some(etcd) = &cfg.etcd {
+        let etcd = store::etcd::EtcdStore::connect(etcd).await?;
+        // Other API servers write to the same etcd: serve watches from one cache per server.
+        let cached = store::watch_cache::WatchCache::start(
+            Arc::new(etcd),
+            store::watch_cache::DEFAULT_WINDOW,
+        )
+        .await?;
+        return start_with_store(cfg, Arc::new(cached), true).await;
+    }
     let store = store::embedded::EmbeddedStore::open(&cfg.data_dir.join("store.redb"))?;
-    start_with_store(cfg, Arc::new(store)).await
+    start_with_store(cfg, Arc::new(store), false).await
 }
 
-pub async fn start_with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Running, StartError> {
+/// Starts serving from `store`; `shared` when other API servers may write to it too (their allocations
+/// are then followed, and repaired periodically).
+pub async fn start_with_store(
+    cfg: Config,
+    store: Arc<dyn Store>,
+    shared: bool,
+) -> Result<Running, StartError> {
     let allocs = services::ServiceAllocators::new(
         &cfg.service_cluster_ip_range,
         &cfg.service_node_port_range,
@@ -156,9 +179,14 @@ pub async fn start_with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Runn
         openapi: openapi_docs::OpenApiDocs::build(),
         event_cache: Default::default(),
     });
-    srv.repair_allocations()
+    let repaired_at = srv
+        .repair_allocations()
         .await
         .map_err(|e| StartError::Bootstrap(e.body["message"].to_string()))?;
+    if shared {
+        tokio::spawn(srv.clone().follow_allocations(repaired_at));
+        tokio::spawn(srv.clone().run_repair(cfg.repair_interval));
+    }
     srv.bootstrap(advertise_ip, addr.port())
         .await
         .map_err(|e| StartError::Bootstrap(e.body["message"].to_string()))?;
@@ -218,6 +246,58 @@ async fn serve(
 }
 
 impl Server {
+    /// Keeps the allocators in step with the allocation records other API servers write, from `from`
+    /// on. The records, not these bitmaps, are what prevents a double allocation (every allocation is
+    /// an absent-compare in its Service's transaction); following them keeps retries rare.
+    async fn follow_allocations(self: Arc<Self>, mut from: i64) {
+        use futures::StreamExt;
+        loop {
+            let watches = futures::future::try_join(
+                self.store.watch(services::IP_PREFIX, from),
+                self.store.watch(services::NODE_PORT_PREFIX, from),
+            )
+            .await;
+            let failed = match watches {
+                Ok((ips, ports)) => {
+                    let mut both = futures::stream::select(ips, ports);
+                    loop {
+                        match both.next().await {
+                            Some(Ok(ev)) => match ev.event_type {
+                                store::EventType::Put => self.allocs.mark_key(&ev.kv.key),
+                                store::EventType::Delete => self.allocs.release_key(&ev.kv.key),
+                            },
+                            Some(Err(e)) => break e.to_string(),
+                            None => break "watch ended".to_string(),
+                        }
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            // Events were missed: start over from a full read.
+            tracing::warn!(error = %failed, "allocation watch broke; re-reading allocations");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if self.allocs.reset().is_err() {
+                continue;
+            }
+            match self.repair_allocations().await {
+                Ok(rev) => from = rev,
+                Err(e) => tracing::warn!(error = %e.body["message"], "allocation repair failed"),
+            }
+        }
+    }
+
+    /// Periodic repair when API servers share the store. Records and Services are written in one
+    /// transaction, so this only finds what was changed in etcd behind the API servers' backs (a key
+    /// deleted or restored by hand), as kube-apiserver's repair loops do.
+    async fn run_repair(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self.repair_allocations().await {
+                tracing::warn!(error = %e.body["message"], "allocation repair failed");
+            }
+        }
+    }
+
     /// Compacts history older than one interval, as kube-apiserver asks etcd to.
     async fn run_compaction(self: Arc<Self>, every: Duration) {
         let mut previous = None;

@@ -22,6 +22,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
     watches: Mutex<BTreeMap<String, (u64, i64)>>,
+    /// Allocations planned again because another API server took the value first.
+    allocation_retries: std::sync::atomic::AtomicU64,
 }
 
 /// Counts a watch as open until dropped.
@@ -143,6 +145,18 @@ impl Metrics {
         for (range, used, _) in allocations {
             let _ = writeln!(out, "svcplane_allocator_used{{range=\"{range}\"}} {used}");
         }
+        out.push_str("# HELP svcplane_allocation_retries_total Service writes planned again because another API server took the value first.\n# TYPE svcplane_allocation_retries_total counter\n");
+        let _ = writeln!(
+            out,
+            "svcplane_allocation_retries_total {}",
+            self.allocation_retries
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         out
+    }
+
+    pub fn allocation_retried(&self) {
+        self.allocation_retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

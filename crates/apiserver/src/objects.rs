@@ -291,29 +291,40 @@ impl Server {
         self.namespace_check(res, ns, true).await?;
         meta::init_new(&mut obj, ns.filter(|_| res.namespaced));
         let name = meta::name(&obj).to_string();
-        let (obj, plan) = self.prepare(res, obj, None, None, p, raw)?;
         let key = res.key(ns, &name);
-        let mut txn = Txn::new().when(Compare::Absent(key.clone()));
-        txn.compares.extend(plan.compares.iter().cloned());
-        txn.ops.push(Op::Put(key, encode_for_store(&obj)));
-        txn.ops.extend(plan.ops.iter().cloned());
-        if p.dry_run {
-            self.allocs.finish(&plan, false);
-            return Ok(obj);
-        }
-        let resp = self.store.txn(txn).await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
+        let mut input = obj;
+        for attempt in 1.. {
+            // Only a Service write can lose an allocation race and be planned again.
+            let again = (res.kind == "Service" && attempt < MAX_RETRIES).then(|| input.clone());
+            let (obj, plan) = self.prepare(res, input, None, None, p, raw)?;
+            let mut txn = Txn::new().when(Compare::Absent(key.clone()));
+            txn.compares.extend(plan.compares.iter().cloned());
+            txn.ops.push(Op::Put(key.clone(), encode_for_store(&obj)));
+            txn.ops.extend(plan.ops.iter().cloned());
+            if p.dry_run {
                 self.allocs.finish(&plan, false);
-                return Err(e.into());
+                return Ok(obj);
             }
-        };
-        self.allocs.finish(&plan, resp.succeeded);
-        if !resp.succeeded {
+            let (resp, compares) = self.commit_planned(txn, &plan).await?;
+            if resp.succeeded {
+                let mut obj = obj;
+                meta::meta_mut(&mut obj)
+                    .insert("resourceVersion".into(), json!(resp.revision.to_string()));
+                return Ok(obj);
+            }
+            if let Some(taken) =
+                services::ServiceAllocators::taken_key(&compares, resp.failed_compare)
+            {
+                // Another API server took the value between our pick and our write: plan again.
+                self.allocs.mark_key(taken);
+                self.metrics.allocation_retried();
+                if let Some(obj) = again {
+                    input = obj;
+                    continue;
+                }
+            }
             return match resp.failed_compare {
                 Some(0) => Err(ApiError::already_exists(res, &name)),
-                // An allocation key was taken by another writer (another API server): the client retries.
                 _ => Err(ApiError::conflict_msg(
                     res,
                     &name,
@@ -321,9 +332,26 @@ impl Server {
                 )),
             };
         }
-        let mut obj = obj;
-        meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(resp.revision.to_string()));
-        Ok(obj)
+        unreachable!("the loop returns")
+    }
+
+    /// Sends a write that carries an allocation plan, whose reservations its outcome keeps or undoes.
+    /// Returns the compares too, to name an allocation record another writer took.
+    async fn commit_planned(
+        &self,
+        txn: Txn,
+        plan: &Plan,
+    ) -> ApiResult<(store::TxnResponse, Vec<Compare>)> {
+        let compares = txn.compares.clone();
+        let resp = match self.store.txn(txn).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.allocs.finish(plan, false);
+                return Err(e.into());
+            }
+        };
+        self.allocs.finish(plan, resp.succeeded);
+        Ok((resp, compares))
     }
 
     /// PUT. `sub` is the subresource ("status") if any.
@@ -393,6 +421,49 @@ impl Server {
         if meta::meta(old).and_then(|m| m.get("namespace")).is_some() && ns.is_some() {
             meta::meta_mut(&mut obj).insert("namespace".into(), json!(ns));
         }
+        let mut input = obj;
+        for attempt in 1.. {
+            let again = (res.kind == "Service" && attempt < MAX_RETRIES).then(|| input.clone());
+            match self
+                .write_update_once(res, ns, name, sub, input, old, old_rev, p, raw)
+                .await?
+            {
+                Ok(obj) => return Ok(obj),
+                Err(taken) => {
+                    // Another API server took a value between our pick and our write: plan again.
+                    self.allocs.mark_key(&taken);
+                    self.metrics.allocation_retried();
+                    match again {
+                        Some(obj) => input = obj,
+                        None => {
+                            return Err(ApiError::conflict_msg(
+                                res,
+                                name,
+                                "an allocated value was taken concurrently; please retry",
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// One attempt of [`Self::write_update`]: the stored object, or the allocation record whose value
+    /// another writer took first.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update_once(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        obj: Value,
+        old: &Value,
+        old_rev: i64,
+        p: &Params,
+        raw: Option<&[u8]>,
+    ) -> ApiResult<Result<Value, String>> {
         let (obj, plan) = self.prepare(res, obj, Some(old), sub, p, raw)?;
         let key = res.key(ns, name);
         // Removing the last finalizer of an object being deleted completes its deletion.
@@ -414,17 +485,15 @@ impl Server {
         }
         if p.dry_run {
             self.allocs.finish(&plan, false);
-            return Ok(obj);
+            return Ok(Ok(obj));
         }
-        let resp = match self.store.txn(txn).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.allocs.finish(&plan, false);
-                return Err(e.into());
-            }
-        };
-        self.allocs.finish(&plan, resp.succeeded);
+        let (resp, compares) = self.commit_planned(txn, &plan).await?;
         if !resp.succeeded {
+            if let Some(taken) =
+                services::ServiceAllocators::taken_key(&compares, resp.failed_compare)
+            {
+                return Ok(Err(taken.to_string()));
+            }
             return Err(ApiError::conflict(res, name));
         }
         if finishing {
@@ -432,7 +501,7 @@ impl Server {
         }
         let mut obj = obj;
         meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(resp.revision.to_string()));
-        Ok(obj)
+        Ok(Ok(obj))
     }
 
     #[allow(clippy::too_many_arguments)] // the parts of a REST request, as kube-apiserver's handlers take them

@@ -163,6 +163,53 @@ impl ServiceAllocators {
         self.lock().ports.mark(port);
     }
 
+    /// Marks the value an allocation record's key names (another API server took it).
+    pub fn mark_key(&self, key: &str) {
+        if let Some(ip) = key.strip_prefix(IP_PREFIX).and_then(|s| s.parse().ok()) {
+            self.mark_ip(ip);
+        } else if let Some(port) = key
+            .strip_prefix(NODE_PORT_PREFIX)
+            .and_then(|s| s.parse().ok())
+        {
+            self.mark_port(port);
+        }
+    }
+
+    /// Frees the value an allocation record's key names (another API server released it).
+    pub fn release_key(&self, key: &str) {
+        let mut held = Held::default();
+        if let Some(ip) = key.strip_prefix(IP_PREFIX).and_then(|s| s.parse().ok()) {
+            held.ips.insert(ip);
+        } else if let Some(port) = key
+            .strip_prefix(NODE_PORT_PREFIX)
+            .and_then(|s| s.parse().ok())
+        {
+            held.ports.insert(port);
+        }
+        drop_reserved(&mut self.lock(), &held);
+    }
+
+    /// Forgets every mark, before a full re-read of the records (after the allocation watch broke).
+    pub fn reset(&self) -> Result<(), AllocError> {
+        let mut r = self.lock();
+        for (_, range) in r.ips.iter_mut() {
+            *range = IpRange::new(range.cidr())?;
+        }
+        r.ports = PortRange::parse(&r.ports.range_string())?;
+        Ok(())
+    }
+
+    /// If a failed transaction's compare was on an allocation record, the key (the value was taken by
+    /// another API server between our pick and our write: mark it and pick again).
+    pub fn taken_key(compares: &[Compare], failed: Option<usize>) -> Option<&str> {
+        match failed.and_then(|i| compares.get(i))? {
+            Compare::Absent(k) if k.starts_with(IP_PREFIX) || k.starts_with(NODE_PORT_PREFIX) => {
+                Some(k.as_str())
+            }
+            _ => None,
+        }
+    }
+
     pub fn usage(&self) -> Vec<(String, u64, u64)> {
         let r = self.lock();
         let mut out: Vec<_> = r

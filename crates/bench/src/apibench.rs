@@ -6,8 +6,12 @@
 //! port with a fresh data directory, so that it can read the server's RSS; `--kubeconfig` measures a
 //! server that is already running (kube-apiserver included).
 //!
+//! `--store etcd` runs it on a 3-member etcd cluster on loopback (Debian's etcd-server), `--store both`
+//! on the embedded store and then on etcd, in the same run, so that the two can be compared.
+//!
 //!     cargo build --release -p svcplane -p bench
 //!     target/release/apibench -n 10000 -c 8 --watchers 100
+//!     target/release/apibench -n 2000 -c 8 --watchers 10 --store both
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -43,12 +47,16 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Store of the server started here: embedded, etcd (3 members on loopback), or both in turn.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd", "both"])]
+    store: String,
 }
 
 struct Spawned {
     child: Child,
     _dir: tempfile::TempDir,
     kubeconfig: PathBuf,
+    _etcd: Option<etcd_testcluster::EtcdCluster>,
 }
 
 impl Drop for Spawned {
@@ -58,7 +66,7 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server() -> anyhow::Result<Spawned> {
+fn spawn_server(on_etcd: bool) -> anyhow::Result<Spawned> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("svcplane");
     if !bin.exists() {
@@ -68,9 +76,20 @@ fn spawn_server() -> anyhow::Result<Spawned> {
         );
     }
     let dir = tempfile::tempdir()?;
-    let mut child = Command::new(&bin)
-        .args(["apiserver", "--secure-port", "0", "--data-dir"])
-        .arg(dir.path())
+    let etcd = if on_etcd {
+        let c = etcd_testcluster::EtcdCluster::start(3).context("starting etcd")?;
+        println!("etcd: 3 members at {}", c.servers());
+        Some(c)
+    } else {
+        None
+    };
+    let mut cmd = Command::new(&bin);
+    cmd.args(["apiserver", "--secure-port", "0", "--data-dir"])
+        .arg(dir.path());
+    if let Some(c) = &etcd {
+        cmd.args(["--etcd-servers", &c.servers()]);
+    }
+    let mut child = cmd
         .env("SVCPLANE_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()
@@ -89,6 +108,7 @@ fn spawn_server() -> anyhow::Result<Spawned> {
         kubeconfig: dir.path().join("kubeconfig"),
         child,
         _dir: dir,
+        _etcd: etcd,
     })
 }
 
@@ -109,16 +129,36 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let spawned = match &args.kubeconfig {
-        Some(_) => None,
-        None => Some(spawn_server()?),
+    if args.kubeconfig.is_some() {
+        return measure(&args, None).await;
+    }
+    let stores: &[bool] = match args.store.as_str() {
+        "etcd" => &[true],
+        "both" => &[false, true],
+        _ => &[false],
     };
+    for &on_etcd in stores {
+        println!(
+            "== {} store",
+            if on_etcd {
+                "etcd (3 members, loopback)"
+            } else {
+                "embedded"
+            }
+        );
+        let spawned = spawn_server(on_etcd)?;
+        measure(&args, Some(&spawned)).await?;
+    }
+    Ok(())
+}
+
+async fn measure(args: &Args, spawned: Option<&Spawned>) -> anyhow::Result<()> {
     let kubeconfig = args
         .kubeconfig
         .clone()
-        .or_else(|| spawned.as_ref().map(|s| s.kubeconfig.clone()))
+        .or_else(|| spawned.map(|s| s.kubeconfig.clone()))
         .context("no kubeconfig")?;
-    let pid = spawned.as_ref().map(|s| s.child.id());
+    let pid = spawned.map(|s| s.child.id());
     let kc = Kubeconfig::read_from(&kubeconfig)?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);

@@ -273,6 +273,23 @@ struct ApiServerArgs {
     /// How often store history older than the previous interval is compacted (seconds).
     #[arg(long, default_value_t = 300)]
     etcd_compaction_interval: u64,
+    /// Keep state in etcd instead of the embedded store: client URLs, comma-separated
+    /// (http://host:port or https://host:port). Several API servers may share one etcd.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Prefix of every key in etcd. Unlike kube-apiserver's default (/registry) so that an etcd shared
+    /// with a Kubernetes cluster is not trampled.
+    #[arg(long, default_value = "/svcplane")]
+    etcd_prefix: String,
+    /// CA bundle that signed the etcd servers' certificates (PEM).
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (PEM); with --etcd-keyfile.
+    #[arg(long)]
+    etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd (PEM).
+    #[arg(long)]
+    etcd_keyfile: Option<PathBuf>,
 }
 
 impl ApiServerArgs {
@@ -285,6 +302,15 @@ impl ApiServerArgs {
         c.service_node_port_range = self.service_node_port_range.clone();
         c.tls_sans = self.tls_sans.clone();
         c.compaction_interval = Duration::from_secs(self.etcd_compaction_interval.max(1));
+        if !self.etcd_servers.is_empty() {
+            c.etcd = Some(store::etcd::EtcdConfig {
+                servers: self.etcd_servers.clone(),
+                prefix: self.etcd_prefix.clone(),
+                ca_file: self.etcd_cafile.clone(),
+                cert_file: self.etcd_certfile.clone(),
+                key_file: self.etcd_keyfile.clone(),
+            });
+        }
         c
     }
 }
