@@ -2,7 +2,7 @@
 //! controller hands out from. The API server serves the kind natively — typed round trip, defaulting,
 //! validation with field paths, status subresource, OpenAPI schema — exactly as kube-apiserver would
 //! serve it from the CustomResourceDefinition in `deploy/crds/`, whose schema a test keeps equal to
-//! [`openapi_v3_schema`].
+//! [`openapi_v3_schema`] plus CEL rules that make kube-apiserver refuse what [`validate_spec`] refuses.
 //!
 //! Usage is reported in status per family: `status.ipv4 = {total, used}` (and `ipv6`). `total` counts
 //! the assignable addresses and saturates at 2^63-1 for larger IPv6 pools.
@@ -343,9 +343,113 @@ pub const PRINTER_COLUMNS: &[(&str, &str, &str, i32)] = &[
     ("Age", "date", ".metadata.creationTimestamp", 0),
 ];
 
-/// The CustomResourceDefinition that serves this kind on a real cluster (`deploy/crds/`).
+/// Most entries in `spec.cidrs` on a real cluster: kube-apiserver refuses a CRD whose CEL rules could
+/// cost more than its budget, and the overlap rule compares every pair of entries.
+pub const CRD_MAX_CIDRS: usize = 50;
+
+/// CEL (`x-kubernetes-validations`) for `spec.cidrs`, so that kube-apiserver refuses what
+/// [`validate_spec`] refuses (checked against a real kube-apiserver by `deploy/check-reference.sh`):
+/// malformed entries, CIDRs with host bits, ranges across families or (IPv4) backwards, unspecified,
+/// loopback and link-local addresses (a CIDR's first address, a range's ends), repeated and overlapping
+/// entries (IPv6 ranges are compared with CIDRs only; CEL cannot order IPv6 addresses). What slips through
+/// is left out by the controller, with the reason in its log.
+fn crd_cidr_validations(schema: &mut Value) {
+    fn ends(v: &str) -> (String, String) {
+        (
+            format!("{v}.split('-')[0].trim()"),
+            format!("{v}.split('-')[1].trim()"),
+        )
+    }
+    fn is_range(v: &str) -> String {
+        let (a, b) = ends(v);
+        format!("({v}.split('-').size() == 2 && isIP({a}) && isIP({b}))")
+    }
+    fn is_v4_range(v: &str) -> String {
+        let (a, b) = ends(v);
+        format!(
+            "({} && ip({a}).family() == 4 && ip({b}).family() == 4)",
+            is_range(v)
+        )
+    }
+    /// An IPv4 address (in a string expression) as an int.
+    fn v4(e: &str) -> String {
+        [16777216, 65536, 256, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("int({e}.split('.')[{i}]) * {m}"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+    let (a, b) = ends("self");
+    let range = is_range("self");
+    let item_rules = json!([
+        {
+            "rule": format!("isCIDR(self) || {range}"),
+            "message": "must be a CIDR (e.g. 192.0.2.0/24 or 2001:db8::/120) or an address range (e.g. 192.0.2.10-192.0.2.20)",
+        },
+        {
+            "rule": "!isCIDR(self) || cidr(self) == cidr(self).masked()",
+            "message": "must be in canonical form (no bits set after the prefix length)",
+        },
+        {
+            "rule": format!("!{range} || ip({a}).family() == ip({b}).family()"),
+            "message": "both ends of a range must be of the same IP family",
+        },
+        {
+            "rule": format!("!{} || {} <= {}", is_v4_range("self"), v4(&a), v4(&b)),
+            "message": "the first address of a range may not be after its last",
+        },
+        {
+            "rule": format!(
+                "[isCIDR(self) ? cidr(self).ip() : {range} ? ip({a}) : ip('192.0.2.1'), \
+                 {range} ? ip({b}) : ip('192.0.2.1')].all(a, !a.isUnspecified() && !a.isLoopback() \
+                 && !a.isLinkLocalUnicast() && !a.isLinkLocalMulticast())"
+            ),
+            "message": "may not include unspecified, loopback, link-local or link-local multicast addresses",
+        },
+    ]);
+    let ((xa, xb), (ya, yb)) = (ends("x"), ends("y"));
+    let cidr_cidr = "(!cidr(x).containsCIDR(cidr(y)) && !cidr(y).containsCIDR(cidr(x)))";
+    let cidr_range = format!(
+        "(!{} || (!cidr(x).containsIP({ya}) && !cidr(x).containsIP({yb})))",
+        is_range("y")
+    );
+    let range_range = format!(
+        "(!{} || !{} || {} < {} || {} < {})",
+        is_v4_range("x"),
+        is_v4_range("y"),
+        v4(&xb),
+        v4(&ya),
+        v4(&yb),
+        v4(&xa)
+    );
+    let list_rules = json!([
+        {"rule": "self.all(x, self.exists_one(y, y == x))", "message": "entries may not repeat"},
+        {
+            "rule": format!(
+                "self.all(x, self.all(y, y == x || (isCIDR(x) ? (isCIDR(y) ? {cidr_cidr} : {cidr_range}) : {range_range})))"
+            ),
+            "message": "entries may not overlap",
+        },
+    ]);
+    let spec = &mut schema["properties"]["spec"]["properties"];
+    let cidrs = &mut spec["cidrs"];
+    cidrs["maxItems"] = json!(CRD_MAX_CIDRS);
+    cidrs["x-kubernetes-validations"] = list_rules;
+    // The longest entry: two full IPv6 addresses around " - ".
+    cidrs["items"]["maxLength"] = json!(90);
+    cidrs["items"]["x-kubernetes-validations"] = item_rules;
+    for sel in ["serviceSelector", "namespaceSelector"] {
+        spec[sel]["properties"]["matchExpressions"]["items"]["properties"]["operator"]["enum"] =
+            json!(["In", "NotIn", "Exists", "DoesNotExist"]);
+    }
+}
+
+/// The CustomResourceDefinition that serves this kind on a real cluster (`deploy/crds/`): the served
+/// schema plus the CEL rules of [`crd_cidr_validations`].
 pub fn crd() -> Value {
     let mut schema = openapi_v3_schema();
+    crd_cidr_validations(&mut schema);
     let top = json!({
         "apiVersion": {"description": "APIVersion defines the versioned schema of this representation of an object.", "type": "string"},
         "kind": {"description": "Kind is a string value representing the REST resource this object represents.", "type": "string"},
