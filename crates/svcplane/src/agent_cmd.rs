@@ -2,7 +2,6 @@
 //! (`--dump`, `--cleanup`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,9 +15,8 @@ pub struct AgentArgs {
     /// This node's name (kube-proxy: --hostname-override); default: the host name.
     #[arg(long)]
     node_name: Option<String>,
-    /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: crate::apiclient::ClusterArgs,
     /// The pod network's CIDR(s), comma-separated: traffic from them is pod traffic.
     #[arg(long, value_delimiter = ',')]
     cluster_cidr: Vec<ipnet::IpNet>,
@@ -148,7 +146,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let client = crate::client_from(args.kubeconfig.as_deref()).await?;
+    let client = args.cluster.client().await?;
     if args.dump {
         return dump(client, &opts).await;
     }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 mod agent_cmd;
+mod apiclient;
 mod echo;
 mod lab;
 
@@ -153,9 +154,8 @@ impl ControllerArgs {
 
 #[derive(Args, Clone)]
 struct ControllersCommandArgs {
-    /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: apiclient::ClusterArgs,
     #[command(flatten)]
     controllers: ControllerArgs,
 }
@@ -172,9 +172,8 @@ struct PodArgs {
     /// Pod IP(s) to record in status.podIPs (comma-separated), if the pod has none yet.
     #[arg(long)]
     ip: Option<String>,
-    /// kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: apiclient::ClusterArgs,
 }
 
 #[derive(Args, Clone)]
@@ -195,9 +194,8 @@ struct UpArgs {
 
 #[derive(Args, Clone)]
 struct DnsCommandArgs {
-    /// kubeconfig of the cluster to serve (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: apiclient::ClusterArgs,
     /// DNS listen address (UDP and TCP); port 0 picks a free port.
     #[arg(long, default_value = "0.0.0.0:53")]
     dns_listen: SocketAddr,
@@ -328,16 +326,7 @@ async fn start_apiserver(args: &ApiServerArgs) -> anyhow::Result<apiserver::Runn
 }
 
 async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let cfg = match kubeconfig {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(cfg)?)
+    apiclient::client_for(kubeconfig, &[]).await
 }
 
 async fn run_up(args: &UpArgs) -> anyhow::Result<()> {
@@ -361,7 +350,7 @@ async fn run_up(args: &UpArgs) -> anyhow::Result<()> {
 }
 
 async fn run_dns(args: &DnsCommandArgs) -> anyhow::Result<()> {
-    let client = client_from(args.kubeconfig.as_deref()).await?;
+    let client = args.cluster.client().await?;
     let mut opts = dns::DnsOptions::standalone();
     opts.listen = args.dns_listen;
     opts.health = Some(args.health_bind_address);
@@ -423,11 +412,11 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Dns(a) => run_dns(&a).await,
             Command::Controllers(a) => {
-                let client = client_from(a.kubeconfig.as_deref()).await?;
+                let client = a.cluster.client().await?;
                 a.controllers.run(client).await
             }
             Command::Pod(a) => {
-                let client = client_from(a.kubeconfig.as_deref()).await?;
+                let client = a.cluster.client().await?;
                 let ready = a.state == "ready";
                 controllers::set_pod_ready(&client, &a.namespace, &a.name, ready, a.ip.as_deref())
                     .await

@@ -1,7 +1,8 @@
 //! API servers on etcd (a real 3-member cluster on loopback, started and stopped by each test): two
 //! replicas share the state and never hand out one cluster IP or node port twice; a watch resumes on the
-//! other replica with no gap and no duplicate; a dead replica leaves the other serving kubectl; a dead
-//! etcd member loses no acknowledged write.
+//! other replica with no gap and no duplicate; a dead replica leaves the other serving kubectl, the DNS
+//! server and the controllers (given both addresses with `--server`); a dead etcd member loses no
+//! acknowledged write.
 
 mod common;
 
@@ -16,6 +17,72 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
+
+/// A svcplane subcommand in the background, killed when dropped.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `svcplane ARGS` and, when `announce` is given, waits for the stderr line starting with it and
+/// returns the rest of that line's first word.
+fn background(args: &[&str], announce: Option<&str>) -> (Background, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_svcplane"))
+        .args(args)
+        .env("SVCPLANE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn svcplane");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = announce.map(str::to_string);
+    let args_name = args.first().copied().unwrap_or_default().to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            match prefix.as_deref().and_then(|p| line.strip_prefix(p)) {
+                Some(rest) => {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+                None => eprintln!("[svcplane {}] {line}", args_name),
+            }
+        }
+    });
+    let found = match announce {
+        Some(a) => rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("svcplane {args:?} did not print {a:?}")),
+        None => String::new(),
+    };
+    (Background(child), found)
+}
+
+fn dig_at(addr: &str, name: &str) -> String {
+    let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+    let out = std::process::Command::new("dig")
+        .args([
+            &format!("@{ip}"),
+            "-p",
+            port,
+            "+short",
+            "+time=1",
+            "+tries=1",
+            name,
+        ])
+        .output()
+        .expect("run dig (bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
 
 async fn start_etcd() -> EtcdCluster {
     tokio::task::spawn_blocking(|| EtcdCluster::start(3))
@@ -167,6 +234,37 @@ async fn a_watch_resumes_on_the_other_replica_and_kubectl_goes_on_when_one_dies(
     let (mut a, b) = replicas(&etcd, tmp.path(), &[]);
     let on_a: Api<Service> = Api::namespaced(client_at(&a, &a.url).await, "default");
     let on_b: Api<Service> = Api::namespaced(client_at(&a, &b.url).await, "default");
+    // The DNS server and the controllers know both replicas, the one that will die first.
+    let kubeconfig = a.kubeconfig().display().to_string();
+    let both = format!("{},{}", a.url, b.url);
+    let (_dns, dns_addr) = background(
+        &[
+            "dns",
+            "--kubeconfig",
+            &kubeconfig,
+            "--server",
+            &both,
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--health-bind-address",
+            "127.0.0.1:0",
+            "--ready-bind-address",
+            "127.0.0.1:0",
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+        ],
+        Some("svcplane DNS at "),
+    );
+    let (_controllers, _) = background(
+        &[
+            "controllers",
+            "--kubeconfig",
+            &kubeconfig,
+            "--server",
+            &both,
+        ],
+        None,
+    );
 
     // A client writes through one replica and reads its write through the other at once.
     let first = on_a
@@ -223,6 +321,68 @@ async fn a_watch_resumes_on_the_other_replica_and_kubectl_goes_on_when_one_dies(
         "gap, duplicate or reordering across replicas"
     );
     assert!(seen.windows(2).all(|p| p[0].1 < p[1].1));
+
+    // The DNS server and the controllers moved to B: a Service and a ready pod created after A died
+    // are answered and get their EndpointSlice.
+    b.kubectl_ok(&[
+        "--server",
+        &b.url,
+        "create",
+        "service",
+        "clusterip",
+        "late",
+        "--tcp=80:8080",
+    ]);
+    let late_ip = b.kubectl_ok(&[
+        "--server",
+        &b.url,
+        "get",
+        "svc",
+        "late",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    eventually(
+        Duration::from_secs(30),
+        "DNS answers for a Service made after A died",
+        || (dig_at(&dns_addr, "late.default.svc.cluster.local") == late_ip).then_some(()),
+    );
+    b.kubectl_ok(&[
+        "--server",
+        &b.url,
+        "run",
+        "late-pod",
+        "--image=x",
+        "--labels=app=late",
+    ]);
+    common::svcplane_ok(&[
+        "pod",
+        "ready",
+        "late-pod",
+        "--ip",
+        "10.244.0.9",
+        "--kubeconfig",
+        &kubeconfig,
+        "--server",
+        &both,
+    ]);
+    eventually(
+        Duration::from_secs(30),
+        "an EndpointSlice written after A died",
+        || {
+            let ips = b.kubectl_ok(&[
+                "--server",
+                &b.url,
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=late",
+                "-o",
+                "jsonpath={.items[*].endpoints[*].addresses[*]}",
+            ]);
+            (ips.trim() == "10.244.0.9").then_some(())
+        },
+    );
 
     // kubectl, pointed at the surviving replica, reads and writes on.
     let out = b.kubectl_ok(&["--server", &b.url, "get", "svc", "w60", "-o", "name"]);

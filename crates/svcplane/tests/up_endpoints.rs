@@ -3,22 +3,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{dig, eventually, examples_dir, ApiServer};
 
 fn pod(s: &ApiServer, state: &str, name: &str, ip: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_svcplane"))
-        .args(["pod", state, name, "--ip", ip, "--kubeconfig"])
-        .arg(s.kubeconfig())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let kc = s.kubeconfig().display().to_string();
+    common::svcplane_ok(&["pod", state, name, "--ip", ip, "--kubeconfig", &kc]);
 }
 
 #[test]

@@ -163,6 +163,20 @@ impl Drop for ApiServer {
     }
 }
 
+/// Runs `svcplane ARGS` to completion; it must succeed. Returns stdout.
+pub fn svcplane_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_svcplane"))
+        .args(args)
+        .output()
+        .expect("run svcplane");
+    assert!(
+        out.status.success(),
+        "svcplane failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `f` until it returns Some, or panics after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
