@@ -456,3 +456,132 @@ async fn an_etcd_member_killed_mid_load_loses_no_acknowledged_write() {
     let lost: Vec<&String> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }
+
+/// The ingress IP of every LoadBalancer Service labelled suite=lb (empty while pending).
+fn lb_ips(s: &ApiServer, url: &str) -> BTreeMap<String, String> {
+    let out = s.kubectl_ok(&[
+        "--server",
+        url,
+        "get",
+        "svc",
+        "-l",
+        "suite=lb",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.loadBalancer.ingress[0].ip}{\"\\n\"}{end}",
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let (n, ip) = l.split_once(' ')?;
+            Some((n.to_string(), ip.trim().to_string()))
+        })
+        .collect()
+}
+
+fn create_lbs(s: &ApiServer, url: &str, names: std::ops::Range<usize>) {
+    let yaml: String = names
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb{i}\n  labels: {{suite: lb}}\nspec:\n  type: LoadBalancer\n  selector: {{app: lb{i}}}\n  ports: [{{port: 80}}]\n---\n"
+            )
+        })
+        .collect();
+    let out = s.kubectl_stdin(&["--server", url, "apply", "-f", "-"], &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two LoadBalancer IPAM controllers, each talking to a different API replica: one leads; when it is
+/// killed the other takes over its Lease, keeps every address already handed out, and hands out the
+/// rest without a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lb_ipam_takeover_keeps_addresses_and_never_duplicates() {
+    let etcd = start_etcd().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = replicas(&etcd, tmp.path(), &[]);
+    let kubeconfig = a.kubeconfig().display().to_string();
+    let pool = "apiVersion: svcplane.io/v1alpha1\nkind: LoadBalancerIPPool\nmetadata:\n  name: lab\nspec:\n  cidrs: [\"192.0.2.10-192.0.2.59\"]\n";
+    let out = a.kubectl_stdin(&["--server", &a.url, "apply", "-f", "-"], pool);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let a_first = format!("{},{}", a.url, b.url);
+    let b_first = format!("{},{}", b.url, a.url);
+    let (first, _) = background(
+        &[
+            "controllers",
+            "--controllers=lb-ipam",
+            "--kubeconfig",
+            &kubeconfig,
+            "--server",
+            &a_first,
+        ],
+        None,
+    );
+    // The first controller holds the Lease before the second starts, so killing it forces a takeover.
+    // The Lease's holder, or empty (the Lease may not exist yet).
+    let holder = |s: &ApiServer, url: &str| {
+        let out = s.kubectl(&[
+            "--server",
+            url,
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "svcplane-lb-ipam-controller",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first_leader = eventually(
+        Duration::from_secs(30),
+        "the first controller leads",
+        || Some(holder(&a, &a.url)).filter(|h| !h.is_empty()),
+    );
+    let (_second, _) = background(
+        &[
+            "controllers",
+            "--controllers=lb-ipam",
+            "--kubeconfig",
+            &kubeconfig,
+            "--server",
+            &b_first,
+        ],
+        None,
+    );
+    create_lbs(&b, &b.url, 0..20);
+    let before = eventually(Duration::from_secs(60), "20 addresses handed out", || {
+        let ips = lb_ips(&a, &a.url);
+        (ips.len() == 20 && ips.values().all(|ip| !ip.is_empty())).then_some(ips)
+    });
+    drop(first); // kill -9: its Lease runs out and the second controller takes over
+
+    create_lbs(&a, &a.url, 20..40);
+    let after = eventually(
+        Duration::from_secs(90),
+        "40 addresses after the takeover",
+        || {
+            let ips = lb_ips(&b, &b.url);
+            (ips.len() == 40 && ips.values().all(|ip| !ip.is_empty())).then_some(ips)
+        },
+    );
+    assert_ne!(holder(&b, &b.url), first_leader, "no takeover happened");
+    for (name, ip) in &before {
+        assert_eq!(
+            &after[name], ip,
+            "{name} changed address across the takeover"
+        );
+    }
+    let distinct: BTreeSet<&String> = after.values().collect();
+    assert_eq!(
+        distinct.len(),
+        40,
+        "an address was handed out twice: {after:?}"
+    );
+}
