@@ -130,4 +130,11 @@ impl Params {
     pub fn strict_fields(&self) -> bool {
         self.field_validation.as_deref() == Some("Strict")
     }
+
+    pub fn warn_fields(&self) -> bool {
+        matches!(
+            self.field_validation.as_deref(),
+            None | Some("") | Some("Warn")
+        )
+    }
 }

@@ -24,6 +24,7 @@ mod selectors;
 mod services;
 mod status;
 pub mod tls;
+mod warnings;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};

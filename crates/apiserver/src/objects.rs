@@ -166,20 +166,25 @@ impl Server {
         raw: Option<&[u8]>,
     ) -> ApiResult<(Value, Plan)> {
         meta::check_type(&mut obj, res)?;
-        if p.strict_fields() {
-            let mut problems: Vec<String> = raw
-                .map(meta::duplicate_fields)
-                .unwrap_or_default()
+        // Server-side field validation: Strict refuses, Warn (the default, as upstream) answers with
+        // Warning headers, Ignore says nothing.
+        let (strict, warn) = (p.strict_fields(), p.warn_fields());
+        let duplicates = match raw {
+            Some(raw) if strict || warn => meta::duplicate_fields(raw),
+            _ => Vec::new(),
+        };
+        let (mut obj, unknown) = meta::typed_roundtrip(res, &obj)?;
+        if strict || warn {
+            let problems: Vec<String> = duplicates
                 .into_iter()
                 .map(|f| format!("json: duplicate field \"{f}\""))
+                .chain(
+                    unknown
+                        .into_iter()
+                        .map(|f| format!("unknown field \"{f}\"")),
+                )
                 .collect();
-            let (_, unknown) = meta::typed_roundtrip(res, &obj)?;
-            problems.extend(
-                unknown
-                    .into_iter()
-                    .map(|f| format!("unknown field \"{f}\"")),
-            );
-            if !problems.is_empty() {
+            if strict && !problems.is_empty() {
                 return Err(ApiError::bad_request(format!(
                     "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                     res.kind,
@@ -188,8 +193,10 @@ impl Server {
                     problems.join(", ")
                 )));
             }
+            for problem in problems {
+                crate::warnings::add(problem);
+            }
         }
-        let (mut obj, _) = meta::typed_roundtrip(res, &obj)?;
         // The status subresource changes status only; the main resource never changes status.
         if res.has_status {
             if let Some(old) = old {

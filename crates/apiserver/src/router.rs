@@ -140,11 +140,19 @@ async fn handle(
         Some(Route::Object(t)) => (verb_of(&method, t, &uri, is_watch_path), t.res.plural),
         _ => (method.as_str().to_lowercase().leak() as &str, ""),
     };
-    let result = match route {
-        None => Err(ApiError::path_not_found()),
-        Some(r) => dispatch(srv.clone(), r, method, &uri, &headers, body, is_watch_path).await,
-    };
-    let resp = result.unwrap_or_else(IntoResponse::into_response);
+    let (result, warnings) = crate::warnings::collect(async {
+        match route {
+            None => Err(ApiError::path_not_found()),
+            Some(r) => dispatch(srv.clone(), r, method, &uri, &headers, body, is_watch_path).await,
+        }
+    })
+    .await;
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    for w in &warnings {
+        if let Some(v) = crate::warnings::header_value(w) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
     if !resource.is_empty() {
         srv.metrics
             .observe(verb, resource, resp.status().as_u16(), started.elapsed());
@@ -282,6 +290,12 @@ async fn object(
     let p = Params::parse(uri.query()).map_err(ApiError::bad_request)?;
     let rendering = crate::http_util::rendering(headers);
     let res = t.res;
+    if res.kind == "Endpoints" {
+        // As kube-apiserver says on every request for them since v1.33.
+        crate::warnings::add(
+            "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+        );
+    }
     let ns = t.namespace.as_deref();
     if let Some(sub) = t.sub.as_deref() {
         if !(res.subresources.contains(&sub) || res.kind == "Namespace" && sub == "finalize") {

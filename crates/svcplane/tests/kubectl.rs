@@ -226,6 +226,24 @@ fn invalid_services_are_refused_with_field_paths() {
     assert!(err.contains("unknown field \"spec.bogus\""), "{err}");
     s.kubectl_err(&["get", "svc", "bad"]);
     s.kubectl_err(&["get", "svc", "strict"]);
+    // --validate=warn stores the object and passes the server's warning on, as kube-apiserver does.
+    let out = s.kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], unknown);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Warning: unknown field \"spec.bogus\""),
+        "{err}"
+    );
+    s.kubectl_ok(&["get", "svc", "strict"]);
+    // And v1 Endpoints carry upstream's deprecation warning.
+    let out = s.kubectl(&["get", "endpoints"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Taken node port.
     let a = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  type: NodePort\n  ports:\n  - {port: 80, nodePort: 30123}\n";
     assert!(s.kubectl_stdin(&["apply", "-f", "-"], a).status.success());
