@@ -2,6 +2,9 @@
 //! temporary directory, stopped and removed when the [`EtcdCluster`] is dropped (and killed by the kernel
 //! if the process that started them dies first).
 //!
+//! With [`EtcdCluster::start_tls`] clients must speak TLS and present a certificate of the cluster's own CA
+//! (etcd's `--client-cert-auth`), as production clusters are usually run.
+//!
 //! It owns starting, stopping and killing member processes; it must not be used by anything that serves
 //! users (production clusters are the operator's, reached through `--etcd-servers`).
 
@@ -20,12 +23,77 @@ pub enum ClusterError {
     Io(#[from] std::io::Error),
     #[error("etcd cluster did not become healthy within {0:?}: {1}")]
     NotHealthy(Duration, String),
+    #[error("certificates: {0}")]
+    Cert(#[from] rcgen::Error),
+}
+
+/// PEM files of a TLS cluster: the CA that signed everything, and a client certificate and key.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// The server's identity and what clients need, all under `dir`.
+struct Pki {
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client: ClientTls,
+}
+
+fn make_pki(dir: &Path) -> Result<Pki, ClusterError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_params = || -> Result<CertificateParams, rcgen::Error> {
+        let mut p = CertificateParams::new(Vec::<String>::new())?;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "etcd-test-ca");
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        Ok(p)
+    };
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params()?.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params()?, &ca_key);
+    let leaf = |name: &str,
+                usage: ExtendedKeyUsagePurpose|
+     -> Result<(String, String), rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.extended_key_usages = vec![usage];
+        Ok((p.signed_by(&key, &issuer)?.pem(), key.serialize_pem()))
+    };
+    let (server_pem, server_key) = leaf("etcd-server", ExtendedKeyUsagePurpose::ServerAuth)?;
+    let (client_pem, client_key) = leaf("etcd-client", ExtendedKeyUsagePurpose::ClientAuth)?;
+    let write = |name: &str, text: &str| -> std::io::Result<PathBuf> {
+        let p = dir.join(name);
+        std::fs::write(&p, text)?;
+        Ok(p)
+    };
+    Ok(Pki {
+        server_cert: write("server.crt", &server_pem)?,
+        server_key: write("server.key", &server_key)?,
+        client: ClientTls {
+            ca_file: write("ca.crt", &ca.pem())?,
+            cert_file: write("client.crt", &client_pem)?,
+            key_file: write("client.key", &client_key)?,
+        },
+    })
 }
 
 struct Member {
     name: String,
     client: SocketAddr,
     peer: SocketAddr,
+    /// Plain-HTTP `/health` (etcd's metrics listener), reachable whatever the client listener requires.
+    metrics: SocketAddr,
     dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -35,6 +103,7 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     token: String,
+    pki: Option<Pki>,
     _dir: tempfile::TempDir,
 }
 
@@ -61,6 +130,15 @@ pub fn available() -> bool {
 impl EtcdCluster {
     /// Starts `members` members and waits until every one answers `/health`.
     pub fn start(members: usize) -> Result<Self, ClusterError> {
+        Self::start_with(members, false)
+    }
+
+    /// Like [`Self::start`], with TLS and client-certificate authentication on the client URLs.
+    pub fn start_tls(members: usize) -> Result<Self, ClusterError> {
+        Self::start_with(members, true)
+    }
+
+    fn start_with(members: usize, tls: bool) -> Result<Self, ClusterError> {
         if !available() {
             return Err(ClusterError::NoBinary(binary()));
         }
@@ -68,7 +146,7 @@ impl EtcdCluster {
         // try again with new ports before giving up.
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(members) {
+            match Self::try_start(members, tls) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
@@ -79,10 +157,15 @@ impl EtcdCluster {
         )))
     }
 
-    fn try_start(n: usize) -> Result<Self, ClusterError> {
+    fn try_start(n: usize, tls: bool) -> Result<Self, ClusterError> {
         let dir = tempfile::Builder::new()
             .prefix("svcplane-etcd-")
             .tempdir()?;
+        let pki = if tls {
+            Some(make_pki(dir.path())?)
+        } else {
+            None
+        };
         let token = format!("svcplane-{}-{}", std::process::id(), dir.path().display());
         let mut members = Vec::new();
         for i in 0..n {
@@ -90,6 +173,7 @@ impl EtcdCluster {
             members.push(Member {
                 client: free_port()?,
                 peer: free_port()?,
+                metrics: free_port()?,
                 dir: dir.path().join(&name),
                 log: dir.path().join(format!("{name}.log")),
                 name,
@@ -99,6 +183,7 @@ impl EtcdCluster {
         let mut cluster = EtcdCluster {
             members,
             token,
+            pki,
             _dir: dir,
         };
         for i in 0..n {
@@ -118,6 +203,7 @@ impl EtcdCluster {
 
     fn spawn(&mut self, i: usize, state: &str) -> Result<(), ClusterError> {
         let initial = self.initial_cluster();
+        let scheme = self.scheme();
         let m = &mut self.members[i];
         let log = std::fs::File::create(&m.log)?;
         let mut cmd = Command::new(binary());
@@ -126,9 +212,11 @@ impl EtcdCluster {
             .arg("--data-dir")
             .arg(&m.dir)
             .arg("--listen-client-urls")
-            .arg(format!("http://{}", m.client))
+            .arg(format!("{scheme}://{}", m.client))
             .arg("--advertise-client-urls")
-            .arg(format!("http://{}", m.client))
+            .arg(format!("{scheme}://{}", m.client))
+            .arg("--listen-metrics-urls")
+            .arg(format!("http://{}", m.metrics))
             .arg("--listen-peer-urls")
             .arg(format!("http://{}", m.peer))
             .arg("--initial-advertise-peer-urls")
@@ -149,9 +237,17 @@ impl EtcdCluster {
             .arg("zap")
             .arg("--log-level")
             .arg("warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .stdin(Stdio::null());
+        if let Some(pki) = &self.pki {
+            cmd.arg("--cert-file")
+                .arg(&pki.server_cert)
+                .arg("--key-file")
+                .arg(&pki.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&pki.client.ca_file)
+                .arg("--client-cert-auth");
+        }
+        cmd.stdout(log.try_clone()?).stderr(log);
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill this child when the
         // thread that started it exits (a thread that lives as long as the process, see
         // spawn_from_lasting_thread), so a crashed test leaves no etcd behind.
@@ -180,7 +276,7 @@ impl EtcdCluster {
                         format!("member {} exited ({status}): {}", m.name, tail(&log)),
                     ));
                 }
-                if !healthy(m.client) {
+                if !healthy(m.metrics) {
                     unhealthy = Some(m.name.clone());
                 }
             }
@@ -201,10 +297,24 @@ impl EtcdCluster {
 
     /// Client URLs of every member (running or not), in member order.
     pub fn endpoints(&self) -> Vec<String> {
+        let scheme = self.scheme();
         self.members
             .iter()
-            .map(|m| format!("http://{}", m.client))
+            .map(|m| format!("{scheme}://{}", m.client))
             .collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.pki.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// What a client needs to reach a TLS cluster (None for a plain one).
+    pub fn client_tls(&self) -> Option<&ClientTls> {
+        self.pki.as_ref().map(|p| &p.client)
     }
 
     pub fn len(&self) -> usize {

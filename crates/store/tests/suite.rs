@@ -383,3 +383,42 @@ async fn etcd_watch_and_writes_survive_a_member_kill() {
     }
     assert_eq!(acked, 400);
 }
+
+/// `--etcd-cafile/--etcd-certfile/--etcd-keyfile`: against a cluster that requires client certificates,
+/// the store works with them and is refused without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_with_a_client_certificate() {
+    let cluster = tokio::task::spawn_blocking(|| EtcdCluster::start_tls(1))
+        .await
+        .unwrap()
+        .expect("start etcd with TLS");
+    let tls = cluster.client_tls().unwrap().clone();
+    let cfg = EtcdConfig {
+        servers: cluster.endpoints(),
+        prefix: "/tls".into(),
+        ca_file: Some(tls.ca_file.clone()),
+        cert_file: Some(tls.cert_file.clone()),
+        key_file: Some(tls.key_file.clone()),
+    };
+    let s = EtcdStore::connect(&cfg).await.expect("connect over TLS");
+    let r = s.txn(put("/a", "1")).await.unwrap();
+    assert!(r.succeeded);
+    assert_eq!(s.get("/a").await.unwrap().unwrap().value, b"1");
+
+    // The CA alone (no client certificate) is not enough for a cluster with client-cert-auth.
+    let no_cert = EtcdConfig {
+        cert_file: None,
+        key_file: None,
+        ..cfg.clone()
+    };
+    assert!(EtcdStore::connect(&no_cert).await.is_err());
+    // A certificate without its key is refused before connecting.
+    let half = EtcdConfig {
+        key_file: None,
+        ..cfg
+    };
+    match EtcdStore::connect(&half).await {
+        Err(e) => assert!(e.to_string().contains("--etcd-keyfile"), "{e}"),
+        Ok(_) => panic!("a certificate without its key was accepted"),
+    }
+}

@@ -585,3 +585,42 @@ async fn lb_ipam_takeover_keeps_addresses_and_never_duplicates() {
         "an address was handed out twice: {after:?}"
     );
 }
+
+/// kube-apiserver's etcd TLS flags: an API server on an etcd that requires client certificates.
+#[test]
+fn the_api_server_reaches_etcd_over_tls_with_the_etcd_flags() {
+    let etcd = EtcdCluster::start_tls(3).expect("start etcd with TLS");
+    let tls = etcd.client_tls().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (servers, ca, cert, key) = (
+        etcd.servers(),
+        tls.ca_file.display().to_string(),
+        tls.cert_file.display().to_string(),
+        tls.key_file.display().to_string(),
+    );
+    let s = ApiServer::start_in(
+        tmp.path(),
+        &[
+            "--etcd-servers",
+            &servers,
+            "--etcd-cafile",
+            &ca,
+            "--etcd-certfile",
+            &cert,
+            "--etcd-keyfile",
+            &key,
+        ],
+    );
+    s.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "over-tls",
+        "--tcp=80:8080",
+    ]);
+    let ip = s.kubectl_ok(&["get", "svc", "over-tls", "-o", "jsonpath={.spec.clusterIP}"]);
+    // Allocated from the default range, 10.96.0.0/12.
+    let ip: std::net::Ipv4Addr = ip.parse().expect("an IPv4 cluster IP");
+    let [a, b, ..] = ip.octets();
+    assert!(a == 10 && (96..=111).contains(&b), "{ip}");
+}
