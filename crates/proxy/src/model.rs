@@ -53,6 +53,9 @@ pub struct ProxyModel {
     slices: HashMap<(String, String), SliceInfo>,
     slices_by_service: HashMap<ServiceKey, BTreeSet<String>>,
     plans: HashMap<ServiceKey, ServicePlan>,
+    /// Services whose plan has a health check (eTP:Local LoadBalancers), in order: the agent reads
+    /// them after every sync, which must not cost a walk over every Service.
+    health_checked: BTreeSet<ServiceKey>,
     elements: ClaimMap<Element, Value>,
     frontends: ClaimMap<Frontend, FrontendState>,
     /// Pick chains and how many active elements jump to each, as of the last diff.
@@ -71,6 +74,7 @@ impl ProxyModel {
             slices: HashMap::default(),
             slices_by_service: HashMap::default(),
             plans: HashMap::default(),
+            health_checked: BTreeSet::new(),
             elements: ClaimMap::new(),
             frontends: ClaimMap::new(),
             chains: HashMap::default(),
@@ -197,6 +201,7 @@ impl ProxyModel {
     /// Recomputes one Service and moves its claims from the old plan to the new one.
     fn recompute(&mut self, key: &ServiceKey) {
         let previous = self.plans.remove(key);
+        self.health_checked.remove(key);
         let plan = match self.services.get(key) {
             Some(info) => {
                 let slices: Vec<&SliceInfo> = self
@@ -269,6 +274,9 @@ impl ProxyModel {
         }
 
         if self.services.contains_key(key) {
+            if plan.health_check.is_some() {
+                self.health_checked.insert(key.clone());
+            }
             self.plans.insert(key.clone(), plan);
         }
     }
@@ -386,20 +394,17 @@ impl ProxyModel {
 
     /// Health checks for LoadBalancer Services with `externalTrafficPolicy: Local`, sorted by Service.
     pub fn health_checks(&self) -> Vec<HealthCheck> {
-        let mut out: Vec<HealthCheck> = self
-            .plans
+        self.health_checked
             .iter()
-            .filter_map(|(key, plan)| {
-                plan.health_check
-                    .map(|(node_port, local_endpoints)| HealthCheck {
-                        service: key.clone(),
-                        node_port,
-                        local_endpoints,
-                    })
+            .filter_map(|key| {
+                let (node_port, local_endpoints) = self.plans.get(key)?.health_check?;
+                Some(HealthCheck {
+                    service: key.clone(),
+                    node_port,
+                    local_endpoints,
+                })
             })
-            .collect();
-        out.sort_by(|a, b| a.service.cmp(&b.service));
-        out
+            .collect()
     }
 
     pub fn stats(&self) -> Stats {

@@ -186,3 +186,37 @@ fn unreadable_cluster_ip_is_reported_and_left_out() {
     assert!(err.to_string().contains("default/bad"), "{err}");
     assert!(m.elements().is_empty());
 }
+
+/// The health checks follow each Service's policy and lifetime (the agent reads them after every sync, from
+/// an index rather than a walk over every Service).
+#[test]
+fn health_checks_follow_policy_changes_and_deletion() {
+    let lb = |name: &str, ip: &str, policy: &str, port: u16| {
+        service(json!({
+            "metadata": {"namespace": "default", "name": name},
+            "spec": {"type": "LoadBalancer", "clusterIP": ip, "clusterIPs": [ip],
+                     "externalTrafficPolicy": policy, "healthCheckNodePort": port,
+                     "ports": [{"name": "http", "port": 80, "nodePort": port - 1000}]},
+        }))
+    };
+    let mut m = model(Family::V4);
+    m.upsert_service(&lb("b", "10.96.0.41", "Local", 32001))
+        .unwrap();
+    m.upsert_service(&lb("a", "10.96.0.40", "Local", 32000))
+        .unwrap();
+    m.upsert_endpoint_slice(&http_slice("a", "a-1", vec![ready("10.244.1.40", NODE)]));
+    let checks = m.health_checks();
+    let seen: Vec<(&str, u16, usize)> = checks
+        .iter()
+        .map(|c| (c.service.name.as_str(), c.node_port, c.local_endpoints))
+        .collect();
+    assert_eq!(seen, [("a", 32000, 1), ("b", 32001, 0)]);
+    // Cluster policy has no health check; deletion removes it too.
+    m.upsert_service(&lb("a", "10.96.0.40", "Cluster", 32000))
+        .unwrap();
+    m.delete_service("default", "b");
+    assert!(m.health_checks().is_empty());
+    m.upsert_service(&lb("b", "10.96.0.41", "Local", 32001))
+        .unwrap();
+    assert_eq!(m.health_checks().len(), 1);
+}
