@@ -17,9 +17,9 @@ const STANDARD_FINALIZERS: [&str; 3] = ["kubernetes", "orphan", "foregroundDelet
 /// Which name format a kind requires (upstream's ValidateNameFunc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameRule {
-    /// Services.
+    /// Services before v1.36 (`RelaxedServiceNameValidation` off).
     Dns1035Label,
-    /// Namespaces.
+    /// Namespaces, and Services since v1.36.
     Dns1123Label,
     /// Most other kinds.
     Dns1123Subdomain,

@@ -77,7 +77,8 @@ fn bad_name_message() {
     let status = invalid_status("", "Service", "Web", &errs);
     assert_eq!(
         status["message"],
-        "Service \"Web\" is invalid: metadata.name: Invalid value: \"Web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+        // v1.36 (RelaxedServiceNameValidation on): an RFC 1123 label, as kube-apiserver prints it.
+        "Service \"Web\" is invalid: metadata.name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
     );
 }
 

@@ -60,8 +60,9 @@ fn cases() -> Vec<Case> {
             vec![("metadata.name", INV)],
         ),
         with_meta(
-            "name starts with a digit",
-            json!({"name": "1web", "namespace": "default"}),
+            // v1.36 accepts a leading digit (RelaxedServiceNameValidation), not a dot.
+            "name with a dot",
+            json!({"name": "web.a", "namespace": "default"}),
             vec![("metadata.name", INV)],
         ),
         with_meta(
@@ -76,7 +77,7 @@ fn cases() -> Vec<Case> {
         ),
         with_meta(
             "bad generateName",
-            json!({"name": "web", "generateName": "9web-", "namespace": "default"}),
+            json!({"name": "web", "generateName": "Web-", "namespace": "default"}),
             vec![("metadata.generateName", INV)],
         ),
         with_meta(

@@ -477,6 +477,12 @@ impl Server {
         let finishing = meta::deletion_requested(&obj)
             && meta::finalizers(&obj).is_empty()
             && !is_graceful_pod(res, &obj);
+        if !finishing && same_object(&obj, old) {
+            // Nothing changes: like etcd3's GuaranteedUpdate, no write, no new resourceVersion and
+            // no watch event (kubectl then reports "patched (no change)").
+            self.allocs.finish(&plan, false);
+            return Ok(Ok(old.clone()));
+        }
         let mut txn = Txn::new().when(Compare::ModRevision(key.clone(), old_rev));
         txn.compares.extend(plan.compares.iter().cloned());
         let mut release = Plan::default();
@@ -541,6 +547,9 @@ impl Server {
                 return Err(ApiError::not_found(res, name));
             };
             let old = decode_kv(&kv)?;
+            if p.strict_fields() || p.warn_fields() {
+                ::patch::check_strict_decoding(ptype, body).map_err(patch_error)?;
+            }
             let patched = ::patch::apply_patch(res.kind, &old, ptype, body).map_err(patch_error)?;
             if let Some(rv) = precondition_rv(&patched) {
                 if rv != kv.mod_revision {
@@ -833,6 +842,18 @@ fn prepare_pool(
         }
     });
     serde_json::to_value(pool).map_err(ApiError::internal)
+}
+
+/// Whether an update leaves the stored object as it is (its resourceVersion aside).
+fn same_object(new: &Value, old: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(new) == strip(old)
 }
 
 fn patch_error(e: ::patch::PatchError) -> ApiError {

@@ -223,21 +223,60 @@ impl ServiceAllocators {
 
     /// Fills the allocations `svc` lacks and checks the ones it requests; `old` is the stored Service on
     /// update. On error nothing stays reserved.
+    ///
+    /// This follows upstream's allocator (pkg/registry/core/service/storage/alloc.go), which runs
+    /// before validation, so its first failure is the only error the client sees: node ports are
+    /// shared by the entries of one service port number (TCP and UDP on port 53 get one node port),
+    /// a node port repeated on another port number is "already allocated", and a requested
+    /// health-check node port that cannot be had is an internal error.
     pub fn plan(&self, svc: &mut Service, old: Option<&Service>) -> Result<Plan, ApiError> {
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let old_held = old.map(held).unwrap_or_default();
         let mut plan = Plan::default();
-        let mut errors: Vec<FieldError> = Vec::new();
         let mut r = self.lock();
+        let result = self.plan_locked(&mut r, &mut plan, svc, old);
+        if let Err(e) = result {
+            drop_reserved(&mut r, &plan.reserved);
+            return Err(e);
+        }
+        drop(r);
+        Ok(self.plan_ops(plan, svc, old))
+    }
+
+    fn plan_locked(
+        &self,
+        r: &mut Ranges,
+        plan: &mut Plan,
+        svc: &mut Service,
+        old: Option<&Service>,
+    ) -> Result<(), ApiError> {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let invalid = |path: String, value: Value, msg: String| {
+            ApiError::invalid_fields(&SERVICES, &name, &[FieldError::invalid(path, value, msg)])
+        };
+        let old_held = old.map(held).unwrap_or_default();
+        let old_spec = old.and_then(|o| o.spec.as_ref());
+        let old_type = old_spec.map(|o| o.type_.clone().unwrap_or_else(|| "ClusterIP".into()));
         let spec = svc.spec.get_or_insert_with(Default::default);
         let svc_type = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
 
-        // Cluster IPs, one per requested family.
+        // Cluster IPs, one per requested family. On update only a service leaving ExternalName
+        // gets new ones, or a secondary added by a dual-stack upgrade: a changed primary is left
+        // for validation to refuse ("may not change once set").
         let headless = spec.cluster_ip.as_deref() == Some("None");
-        if svc_type != "ExternalName" && !headless {
+        let old_headless = old_spec
+            .and_then(|o| o.cluster_ips.as_ref())
+            .and_then(|ips| ips.first())
+            .is_some_and(|ip| ip == "None");
+        let first_new = match (&old_type, old_spec) {
+            (None, _) => Some(0),
+            (Some(t), _) if t == "ExternalName" => Some(0),
+            _ if old_headless => None,
+            (_, Some(o)) => Some(o.ip_families.as_ref().map_or(0, Vec::len)),
+            (_, None) => Some(0),
+        };
+        if let (Some(first_new), true) = (first_new, svc_type != "ExternalName" && !headless) {
             let families: Vec<String> = spec.ip_families.clone().unwrap_or_default();
             let mut ips: Vec<String> = spec.cluster_ips.clone().unwrap_or_default();
-            for (i, fam) in families.iter().enumerate() {
+            for (i, fam) in families.iter().enumerate().skip(first_new) {
                 let Some((_, range)) = r.ips.iter_mut().find(|(f, _)| f.as_str() == fam) else {
                     continue; // validation reports families the cluster lacks
                 };
@@ -248,11 +287,22 @@ impl ServiceAllocators {
                             range.mark(ip);
                             plan.reserved.ips.insert(ip);
                         }
-                        Err(e) => errors.push(FieldError::invalid(
-                            "spec.clusterIPs",
-                            json!(ips),
-                            format!("failed to allocate IP {ip}: {e}"),
-                        )),
+                        Err(e) => {
+                            // The IPAddress-based allocator answers "mismatched network" for any
+                            // address no ServiceCIDR can give (outside it, or its first or last).
+                            let msg = match e {
+                                AllocError::OutOfRange { .. } => {
+                                    "the provided network does not match the current range"
+                                        .to_string()
+                                }
+                                other => other.to_string(),
+                            };
+                            return Err(invalid(
+                                "spec.clusterIPs".into(),
+                                json!(ips),
+                                format!("failed to allocate IP {ip}: {msg}"),
+                            ));
+                        }
                     },
                     None => match range.pick(&[]) {
                         Ok(ip) => {
@@ -265,7 +315,6 @@ impl ServiceAllocators {
                             }
                         }
                         Err(e) => {
-                            drop_reserved(&mut r, &plan.reserved);
                             return Err(ApiError::internal(format!(
                                 "failed to allocate a serviceIP: {e}"
                             )));
@@ -279,96 +328,132 @@ impl ServiceAllocators {
             }
         }
 
-        // Node ports.
+        // Node ports, for NodePort and LoadBalancer services only (validation refuses them on
+        // the other types).
+        let node_port_type = svc_type == "NodePort" || svc_type == "LoadBalancer";
         let wants_node_ports = svc_type == "NodePort"
             || (svc_type == "LoadBalancer"
                 && spec.allocate_load_balancer_node_ports != Some(false));
-        let mut taken_here: Vec<u16> = Vec::new();
-        for (i, p) in spec.ports.iter_mut().flatten().enumerate() {
-            match p.node_port.filter(|n| *n != 0) {
-                Some(np) => {
-                    let Ok(port) = u16::try_from(np) else {
+        let old_node_ports: BTreeSet<i32> = old_spec
+            .and_then(|o| o.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.node_port.filter(|n| *n != 0))
+            .collect();
+        if let (true, Some(ports)) = (node_port_type, spec.ports.as_mut()) {
+            if old.is_none() {
+                // Create: one node port per service port number, a requested one first.
+                let mut by_port: std::collections::HashMap<i32, i32> = Default::default();
+                for i in 0..ports.len() {
+                    let np = ports[i].node_port.unwrap_or(0);
+                    if np == 0 && !wants_node_ports {
                         continue;
-                    };
-                    if old_held.ports.contains(&port) || taken_here.contains(&port) {
-                        taken_here.push(port);
-                        continue;
                     }
-                    match r.ports.check_request(port) {
-                        Ok(()) => {
-                            r.ports.mark(port);
-                            plan.reserved.ports.insert(port);
-                            taken_here.push(port);
-                        }
-                        Err(e) => errors.push(FieldError::invalid(
-                            format!("spec.ports[{i}].nodePort"),
-                            json!(np),
-                            e.to_string(),
-                        )),
-                    }
-                }
-                None if wants_node_ports => match r.ports.pick(&[]) {
-                    Ok(port) => {
-                        r.ports.mark(port);
-                        plan.reserved.ports.insert(port);
-                        taken_here.push(port);
-                        p.node_port = Some(i32::from(port));
-                    }
-                    Err(e) => {
-                        drop_reserved(&mut r, &plan.reserved);
-                        return Err(ApiError::internal(format!(
-                            "failed to allocate a nodePort: {e}"
-                        )));
-                    }
-                },
-                None => {}
-            }
-        }
-
-        // Health-check node port for LoadBalancer + Local.
-        let wants_hc =
-            svc_type == "LoadBalancer" && spec.external_traffic_policy.as_deref() == Some("Local");
-        if wants_hc {
-            match spec.health_check_node_port.filter(|n| *n != 0) {
-                Some(np) => {
-                    if let Ok(port) = u16::try_from(np) {
-                        if !old_held.ports.contains(&port) {
-                            match r.ports.check_request(port) {
-                                Ok(()) => {
-                                    r.ports.mark(port);
-                                    plan.reserved.ports.insert(port);
+                    let number = ports[i].port;
+                    match by_port.get(&number).copied() {
+                        None => {
+                            let requested = ports
+                                .iter()
+                                .map(|p| (p.port, p.node_port.unwrap_or(0)))
+                                .find(|(port, np)| *port == number && *np != 0)
+                                .map(|(_, np)| np);
+                            let got = match requested {
+                                Some(req) => {
+                                    reserve_port(r, plan, req).map_err(|e| {
+                                        invalid(
+                                            format!("spec.ports[{i}].nodePort"),
+                                            json!(req),
+                                            e.to_string(),
+                                        )
+                                    })?;
+                                    req
                                 }
-                                Err(e) => errors.push(FieldError::invalid(
-                                    "spec.healthCheckNodePort",
-                                    json!(np),
-                                    e.to_string(),
-                                )),
+                                None => pick_port(r, plan).map_err(|e| {
+                                    ApiError::internal(format!(
+                                        "failed to allocate a nodePort: {e}"
+                                    ))
+                                })?,
+                            };
+                            ports[i].node_port = Some(got);
+                            by_port.insert(number, got);
+                        }
+                        Some(shared) if np != shared => {
+                            if np == 0 {
+                                ports[i].node_port = Some(shared);
+                            } else {
+                                reserve_node_port(r, plan, np, i, &name)?;
                             }
                         }
+                        Some(_) => {}
                     }
                 }
-                None => match r.ports.pick(&[]) {
-                    Ok(port) => {
-                        r.ports.mark(port);
-                        plan.reserved.ports.insert(port);
-                        spec.health_check_node_port = Some(i32::from(port));
+            } else {
+                // Update: requested ports the old object lacked are taken, missing ones picked.
+                let mut taken_here: BTreeSet<i32> = BTreeSet::new();
+                let mut seen: Vec<(String, i32)> = Vec::new();
+                for (i, p) in ports.iter_mut().enumerate() {
+                    let np = p.node_port.unwrap_or(0);
+                    if np == 0 && !wants_node_ports {
+                        continue;
                     }
-                    Err(e) => {
-                        drop_reserved(&mut r, &plan.reserved);
-                        return Err(ApiError::internal(format!(
-                            "failed to allocate a nodePort: {e}"
-                        )));
+                    let np = if np != 0 {
+                        if !old_node_ports.contains(&np) && !taken_here.contains(&np) {
+                            reserve_node_port(r, plan, np, i, &name)?;
+                            taken_here.insert(np);
+                        }
+                        np
+                    } else {
+                        let got = pick_port(r, plan).map_err(|e| {
+                            ApiError::internal(format!("failed to allocate a nodePort: {e}"))
+                        })?;
+                        p.node_port = Some(got);
+                        got
+                    };
+                    let key = (p.protocol.clone().unwrap_or_default(), np);
+                    if seen.contains(&key) {
+                        // A plain Go error upstream: a 500 without a reason.
+                        return Err(ApiError::from_parts(
+                            500,
+                            "",
+                            format!("duplicate nodePort: {{{} {}}}", key.0, key.1),
+                        ));
                     }
-                },
+                    seen.push(key);
+                }
             }
         }
 
-        if !errors.is_empty() {
-            drop_reserved(&mut r, &plan.reserved);
-            return Err(ApiError::invalid_fields(&SERVICES, &name, &errors));
+        // Health-check node port, when a service starts needing one (LoadBalancer + Local).
+        let needs_hc = |t: &str, etp: Option<&str>| t == "LoadBalancer" && etp == Some("Local");
+        let wants_hc = needs_hc(&svc_type, spec.external_traffic_policy.as_deref())
+            && !old_spec.is_some_and(|o| {
+                needs_hc(
+                    o.type_.as_deref().unwrap_or("ClusterIP"),
+                    o.external_traffic_policy.as_deref(),
+                )
+            });
+        if wants_hc {
+            match spec.health_check_node_port.unwrap_or(0) {
+                0 => {
+                    let port = pick_port(r, plan).map_err(|e| {
+                        ApiError::internal(format!(
+                            "failed to allocate a HealthCheck NodePort 0: {e}"
+                        ))
+                    })?;
+                    spec.health_check_node_port = Some(port);
+                }
+                hc => reserve_port(r, plan, hc).map_err(|e| {
+                    ApiError::internal(format!(
+                        "failed to allocate requested HealthCheck NodePort {hc}: {e}"
+                    ))
+                })?,
+            }
         }
-        drop(r);
+        Ok(())
+    }
 
+    fn plan_ops(&self, mut plan: Plan, svc: &Service, old: Option<&Service>) -> Plan {
+        let old_held = old.map(held).unwrap_or_default();
         let new_held = held(svc);
         for ip in new_held.ips.difference(&old_held.ips) {
             plan.compares.push(Compare::Absent(ip_key(ip)));
@@ -389,7 +474,7 @@ impl ServiceAllocators {
             plan.ops.push(Op::Delete(port_key(*port)));
             plan.released.ports.insert(*port);
         }
-        Ok(plan)
+        plan
     }
 
     /// The ops that free everything a deleted Service held.
@@ -415,6 +500,46 @@ impl ServiceAllocators {
             drop_reserved(&mut r, &plan.reserved);
         }
     }
+}
+
+/// Takes a requested node port (any `i32`: upstream's allocator judges the range itself).
+/// Reserves the node port `spec.ports[i]` of Service `name` asks for; an error names that field.
+fn reserve_node_port(
+    r: &mut Ranges,
+    plan: &mut Plan,
+    port: i32,
+    i: usize,
+    name: &str,
+) -> Result<(), ApiError> {
+    reserve_port(r, plan, port).map_err(|e| {
+        let field = format!("spec.ports[{i}].nodePort");
+        ApiError::invalid_fields(
+            &SERVICES,
+            name,
+            &[FieldError::invalid(field, json!(port), e.to_string())],
+        )
+    })
+}
+
+fn reserve_port(r: &mut Ranges, plan: &mut Plan, port: i32) -> Result<(), AllocError> {
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| AllocError::OutOfRange {
+            what: "port",
+            range: r.ports.range_string(),
+        })?;
+    r.ports.check_request(port)?;
+    r.ports.mark(port);
+    plan.reserved.ports.insert(port);
+    Ok(())
+}
+
+fn pick_port(r: &mut Ranges, plan: &mut Plan) -> Result<i32, AllocError> {
+    let port = r.ports.pick(&[])?;
+    r.ports.mark(port);
+    plan.reserved.ports.insert(port);
+    Ok(i32::from(port))
 }
 
 fn drop_reserved(r: &mut Ranges, h: &Held) {
@@ -466,14 +591,21 @@ pub fn prepare_write(
         return Ok((v, Plan::default()));
     }
     api::service::default_service(&mut svc, old_svc.as_ref(), &allocs.net);
+    // Upstream allocates (BeginCreate / BeginUpdate) before it validates: the IP-family checks,
+    // then allocation failures, are reported first and alone.
+    let family_errs = api::service::ip_family_errors(&svc, old_svc.as_ref(), &allocs.net);
+    if !family_errs.is_empty() {
+        return Err(ApiError::invalid_fields(&SERVICES, &name, &family_errs));
+    }
+    let plan = allocs.plan(&mut svc, old_svc.as_ref())?;
     let errs = match &old_svc {
         None => api::service::validate_service_create(&svc, &allocs.net),
         Some(o) => api::service::validate_service_update(&svc, o, &allocs.net),
     };
     if !errs.is_empty() {
+        allocs.finish(&plan, false);
         return Err(ApiError::invalid_fields(&SERVICES, &name, &errs));
     }
-    let plan = allocs.plan(&mut svc, old_svc.as_ref())?;
     let v = serde_json::to_value(&svc).map_err(|e| {
         allocs.finish(&plan, false);
         ApiError::internal(e)

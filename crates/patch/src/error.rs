@@ -83,6 +83,10 @@ impl PatchError {
                 format!("Request entity too large: {self}"),
             ),
             // Errors that are not API statuses become 500 with an empty reason upstream.
+            // Upstream turns json-patch's ErrBadJSONPatch sentinel into a 400.
+            PatchError::MergePatch(m) if m == "Invalid JSON Patch" => {
+                (400, "BadRequest", m.clone())
+            }
             PatchError::Strategic(m) | PatchError::MergePatch(m) => (500, "", m.clone()),
             PatchError::NotAnObject(m) => (422, "Invalid", m.clone()),
         };

@@ -15,6 +15,7 @@ mod rfc7386;
 mod schema;
 mod strategic;
 mod strategic_list;
+mod strict;
 
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ pub use error::{
     ERR_BAD_SET_ELEMENT_ORDER, MAX_JSON_PATCH_OPERATIONS,
 };
 pub use schema::{FieldDef, FieldStrategy, Strategy, TypeDef};
+pub use strict::check_strict_decoding;
 
 /// A PATCH content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

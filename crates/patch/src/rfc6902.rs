@@ -28,6 +28,10 @@ pub(crate) fn apply(original: &Value, body: &[u8]) -> Result<Value, PatchError> 
 fn decode(body: &[u8]) -> Result<Vec<Map<String, Value>>, PatchError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| PatchError::InvalidBody(e.to_string()))?;
+    // Go decodes `null` into a nil patch: no operations.
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
     let Value::Array(items) = value else {
         return Err(PatchError::InvalidBody(format!(
             "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
@@ -47,7 +51,8 @@ fn decode(body: &[u8]) -> Result<Vec<Map<String, Value>>, PatchError> {
         .collect()
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// The JSON kind Go's `UnmarshalTypeError` names.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

@@ -168,7 +168,9 @@ fn merge_patch_errors() {
     for body in [&b"{"[..], b"null", b"42", b"\"x\""] {
         let err = merge_patch(&svc(), body).unwrap_err();
         assert_eq!(err.to_string(), "Invalid JSON Patch");
-        assert_eq!(err.status().code, 500);
+        // kube-apiserver answers json-patch's ErrBadJSONPatch with 400 BadRequest.
+        assert_eq!(err.status().code, 400);
+        assert_eq!(err.status().reason, "BadRequest");
     }
     let err = merge_patch(&svc(), b"[1]").unwrap_err();
     assert!(matches!(err, PatchError::NotAnObject(_)));

@@ -244,7 +244,7 @@ async fn invalid_services_get_422_with_field_paths_and_leave_nothing() {
         }
     }
     // Metadata rules.
-    for (name, path) in [("Bad_Name", "metadata.name"), ("1abc", "metadata.name")] {
+    for (name, path) in [("Bad_Name", "metadata.name"), ("a.b", "metadata.name")] {
         let svc: Service = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"ports": [{"port": 80}]},
         }))

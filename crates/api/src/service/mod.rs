@@ -1,12 +1,12 @@
-//! core/v1 Service: defaulting and validation as kube-apiserver v1.33 does
+//! core/v1 Service: defaulting and validation as kube-apiserver v1.36 does
 //! them (pkg/apis/core/v1/defaults.go, pkg/apis/core/validation,
 //! pkg/registry/core/service).
 //!
-//! Upstream allocates IPs and ports *before* validating; svcplane allocates
-//! after. The only validation that depends on allocation
-//! (`spec.healthCheckNodePort` being required) therefore accepts 0 as "to be
-//! allocated", and the IP-family checks that upstream runs at allocation time
-//! are reported first and alone, as upstream's early failure does.
+//! Upstream allocates IPs and ports *before* validating, and so does the
+//! API server: it reports [`ip_family_errors`] first and alone, then
+//! allocation failures, then validation. Validation still accepts a 0
+//! `spec.healthCheckNodePort` as "to be allocated" for callers that validate
+//! without allocating.
 
 mod defaults;
 mod families;
@@ -95,6 +95,16 @@ pub fn validate_service_create(svc: &Service, cfg: &ClusterNetworkConfig) -> Vec
         return family_errs;
     }
     validate_service(svc)
+}
+
+/// The IP-family errors upstream's allocator fails a write with before anything else is checked
+/// (`initIPFamilyFields`); `old` is the stored Service on update. Call after [`default_service`].
+pub fn ip_family_errors(
+    svc: &Service,
+    old: Option<&Service>,
+    cfg: &ClusterNetworkConfig,
+) -> Vec<FieldError> {
+    families::family_errors(svc, old, cfg)
 }
 
 pub(crate) fn s(o: &Option<String>) -> &str {

@@ -2,7 +2,7 @@
 //! and the new Service) and `ValidateServiceStatusUpdate`.
 
 use super::families::family_errors;
-use super::validation::{load_balancer_class_errors, validate_service};
+use super::validation::{load_balancer_class_errors, validate_service_spec};
 use super::{
     is_headless, list, needs_health_check, s, spec_of, ClusterNetworkConfig, POLICY_SINGLE_STACK,
     TYPE_EXTERNAL_NAME, TYPE_LOAD_BALANCER,
@@ -44,7 +44,7 @@ pub fn validate_service_update(
             "field is immutable",
         ));
     }
-    errs.extend(validate_service(new));
+    errs.extend(validate_service_spec(new));
     errs
 }
 

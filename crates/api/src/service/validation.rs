@@ -22,19 +22,30 @@ const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 const IP_FAMILIES: [&str; 2] = ["IPv4", "IPv6"];
 const IP_FAMILY_POLICIES: [&str; 3] = ["PreferDualStack", "RequireDualStack", "SingleStack"];
 const TRAFFIC_POLICIES: [&str; 2] = ["Cluster", "Local"];
-const TRAFFIC_DISTRIBUTIONS: [&str; 1] = ["PreferClose"];
+// PreferSameTrafficDistribution is GA (locked on) since v1.35.
+const TRAFFIC_DISTRIBUTIONS: [&str; 3] = ["PreferClose", "PreferSameZone", "PreferSameNode"];
 
 const ANNOTATION_TOPOLOGY_MODE: &str = "service.kubernetes.io/topology-mode";
 const ANNOTATION_TOPOLOGY_HINTS: &str = "service.kubernetes.io/topology-aware-hints";
 const ANNOTATION_LB_SOURCE_RANGES: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
 const ONLY_LOAD_BALANCER: &str = "may only be used when `type` is 'LoadBalancer'";
 
-/// Upstream `ValidateService` (everything but the allocation-time checks).
+/// Upstream `ValidateServiceCreate` (everything but the allocation-time checks): object metadata,
+/// then [`validate_service_spec`]. Since v1.36 (`RelaxedServiceNameValidation`, beta and on by
+/// default) a Service name is an RFC 1123 label, so it may start with a digit.
 pub fn validate_service(svc: &Service) -> Vec<FieldError> {
+    let mut errs =
+        meta::validate_object_meta(&svc.metadata, true, NameRule::Dns1123Label, "metadata");
+    errs.extend(validate_service_spec(svc));
+    errs
+}
+
+/// Upstream `validateService`: the checks shared by create and update. Object metadata is not
+/// validated here (create validates it in full, update only what may change).
+pub(crate) fn validate_service_spec(svc: &Service) -> Vec<FieldError> {
     let spec = spec_of(svc);
     let spec = spec.as_ref();
-    let mut errs =
-        meta::validate_object_meta(&svc.metadata, true, NameRule::Dns1035Label, "metadata");
+    let mut errs = Vec::new();
     let annotations = svc.metadata.annotations.clone().unwrap_or_default();
 
     if let (Some(mode), Some(hints)) = (
