@@ -174,7 +174,19 @@ async fn bench() {
     // The controller, in its own process, started after the last pod became ready.
     let exe = std::env::current_exe().expect("exe");
     let started = Instant::now();
-    let mut child = Command::new(exe)
+    // BENCH_CONTROLLER_WRAPPER (e.g. "heaptrack -o /tmp/ctl") runs the controller under a profiler.
+    let wrapper: Vec<String> = std::env::var("BENCH_CONTROLLER_WRAPPER")
+        .map(|w| w.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let mut cmd = match wrapper.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = cmd
         .arg("--controller-child")
         .arg(&running.kubeconfig)
         .arg(services.to_string())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Endpoints;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::endpoints::CurrentEndpoints;
 use crate::model::{PodInfo, ServiceInfo};
 use crate::slices::{NodeZones, LABEL_SERVICE_NAME};
 
@@ -22,17 +23,20 @@ pub struct Cache {
     /// under one of its own label pairs.
     services_by_pair: HashMap<String, HashMap<Pair, HashSet<String>>>,
     pods: HashMap<Key, Arc<PodInfo>>,
+    /// Distinct pod label sets, shared by the pods that carry them.
+    label_sets: HashSet<Arc<BTreeMap<String, String>>>,
     /// namespace → label pair → pod names.
     pods_by_pair: HashMap<String, HashMap<Pair, HashSet<String>>>,
     /// node name → pods bound to it (a node's zone change resyncs their services).
     pods_by_node: HashMap<String, HashSet<Key>>,
     nodes: NodeZones,
-    /// service key → slice name → slice.
-    slices: HashMap<Key, BTreeMap<String, EndpointSlice>>,
+    /// service key → slice name → slice. Boxed: a B-tree node holds eleven values inline, and most
+    /// Services have one slice.
+    slices: HashMap<Key, BTreeMap<String, Box<EndpointSlice>>>,
     /// (namespace, slice name) → service key it is filed under.
     slice_owner: HashMap<Key, Key>,
     slice_count: usize,
-    endpoints: HashMap<Key, Endpoints>,
+    endpoints: HashMap<Key, Box<CurrentEndpoints>>,
 }
 
 /// A resourceVersion as a number, for telling an older watch event from a newer write of ours.
@@ -58,7 +62,7 @@ pub struct Snapshot {
     pub pods: Vec<Arc<PodInfo>>,
     pub nodes: NodeZones,
     pub slices: Vec<EndpointSlice>,
-    pub endpoints: Option<Endpoints>,
+    pub endpoints: Option<CurrentEndpoints>,
 }
 
 impl Cache {
@@ -138,7 +142,7 @@ impl Cache {
 
     /// Stores a pod; returns the Services to resync (those selecting it before or after), empty when
     /// nothing endpoints depend on changed.
-    pub fn put_pod(&mut self, pod: PodInfo) -> HashSet<Key> {
+    pub fn put_pod(&mut self, mut pod: PodInfo) -> HashSet<Key> {
         let key = (pod.namespace.clone(), pod.name.clone());
         let mut affected = HashSet::new();
         if let Some(old) = self.pods.get(&key) {
@@ -148,6 +152,14 @@ impl Cache {
             let old = Arc::clone(old);
             self.services_selecting(&old.namespace, &old.labels, &mut affected);
             self.unindex_pod(&old);
+            self.pods.remove(&key);
+            self.release_labels(&old.labels);
+        }
+        match self.label_sets.get(&*pod.labels) {
+            Some(shared) => pod.labels = Arc::clone(shared),
+            None => {
+                self.label_sets.insert(Arc::clone(&pod.labels));
+            }
         }
         self.services_selecting(&pod.namespace, &pod.labels, &mut affected);
         self.index_pod(&pod);
@@ -160,8 +172,17 @@ impl Cache {
         if let Some(old) = self.pods.remove(key) {
             self.services_selecting(&old.namespace, &old.labels, &mut affected);
             self.unindex_pod(&old);
+            self.release_labels(&old.labels);
         }
         affected
+    }
+
+    /// Drops a label set from the interner once `labels` (held by a pod just removed) is its last user
+    /// besides the interner. A snapshot still holding the pod keeps the set; it is reused or stays behind.
+    fn release_labels(&mut self, labels: &Arc<BTreeMap<String, String>>) {
+        if Arc::strong_count(labels) <= 2 {
+            self.label_sets.remove(&**labels);
+        }
     }
 
     pub fn pod_keys(&self) -> Vec<Key> {
@@ -170,7 +191,7 @@ impl Cache {
 
     fn index_pod(&mut self, pod: &PodInfo) {
         let ns = self.pods_by_pair.entry(pod.namespace.clone()).or_default();
-        for (k, v) in &pod.labels {
+        for (k, v) in pod.labels.iter() {
             ns.entry((k.clone(), v.clone()))
                 .or_default()
                 .insert(pod.name.clone());
@@ -185,7 +206,7 @@ impl Cache {
 
     fn unindex_pod(&mut self, pod: &PodInfo) {
         if let Some(ns) = self.pods_by_pair.get_mut(&pod.namespace) {
-            for (k, v) in &pod.labels {
+            for (k, v) in pod.labels.iter() {
                 let pair = (k.clone(), v.clone());
                 if let Some(set) = ns.get_mut(&pair) {
                     set.remove(&pod.name);
@@ -299,7 +320,11 @@ impl Cache {
     }
 
     /// Stores a slice this controller just wrote (the API's answer).
-    pub fn store_slice(&mut self, slice: EndpointSlice) {
+    pub fn store_slice(&mut self, mut slice: EndpointSlice) {
+        // managedFields are never sent back (an update without them keeps the stored ones), and the
+        // decoder's spare capacity would otherwise stay allocated for the slice's lifetime.
+        slice.metadata.managed_fields = None;
+        slice.endpoints.shrink_to_fit();
         let ns = slice.metadata.namespace.clone().unwrap_or_default();
         let name = slice.metadata.name.clone().unwrap_or_default();
         let svc = slice
@@ -312,7 +337,10 @@ impl Cache {
         self.forget_slice(&ns, &name);
         let owner = (ns.clone(), svc);
         self.slice_owner.insert((ns, name.clone()), owner.clone());
-        self.slices.entry(owner).or_default().insert(name, slice);
+        self.slices
+            .entry(owner)
+            .or_default()
+            .insert(name, Box::new(slice));
         self.slice_count += 1;
     }
 
@@ -357,7 +385,8 @@ impl Cache {
                 return false;
             }
         }
-        self.endpoints.insert(key, ep);
+        self.endpoints
+            .insert(key, Box::new(CurrentEndpoints::new(&ep)));
         true
     }
 
@@ -366,7 +395,8 @@ impl Cache {
             ep.metadata.namespace.clone().unwrap_or_default(),
             ep.metadata.name.clone().unwrap_or_default(),
         );
-        self.endpoints.insert(key, ep);
+        self.endpoints
+            .insert(key, Box::new(CurrentEndpoints::new(&ep)));
     }
 
     pub fn forget_endpoints(&mut self, key: &Key) -> bool {
@@ -399,7 +429,7 @@ impl Cache {
             .map(|m| {
                 m.values()
                     .filter(|s| s.metadata.deletion_timestamp.is_none())
-                    .cloned()
+                    .map(|s| (**s).clone())
                     .collect()
             })
             .unwrap_or_default();
@@ -408,7 +438,7 @@ impl Cache {
             pods,
             nodes,
             slices,
-            endpoints: self.endpoints.get(key).cloned(),
+            endpoints: self.endpoints.get(key).map(|e| (**e).clone()),
         }
     }
 }
@@ -422,10 +452,12 @@ mod tests {
             namespace: "ns".into(),
             name: name.into(),
             uid: format!("uid-{name}"),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            labels: Arc::new(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             ips: vec!["10.0.0.1".parse().unwrap()],
             ready: true,
             terminating: false,

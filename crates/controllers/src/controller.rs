@@ -90,7 +90,9 @@ fn spawn_watches(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Vec<watch::Re
         ready.push(rx);
         tx
     };
-    let cfg = watcher::Config::default().page_size(5000);
+    // Each list page is held whole, decoded into full objects, until the watcher hands it over: small pages
+    // keep that peak (which the allocator keeps as resident memory) far below the cache itself.
+    let cfg = watcher::Config::default().page_size(500);
 
     let tx = chan();
     tasks.spawn(feed(
@@ -262,7 +264,7 @@ async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
     }
     let pods: Vec<&PodInfo> = snap.pods.iter().map(|p| p.as_ref()).collect();
     let plan = slices::reconcile(&svc, &pods, &snap.nodes, &snap.slices, shared.max_per_slice);
-    let ep_plan = endpoints::plan(&svc, &pods, snap.endpoints.as_ref());
+    let ep_plan = endpoints::plan_current(&svc, &pods, snap.endpoints.as_ref());
 
     {
         let mut d = shared.desired.lock().unwrap_or_else(|e| e.into_inner());

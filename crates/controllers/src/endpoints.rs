@@ -226,6 +226,54 @@ fn endpoints_labels(svc: &ServiceInfo) -> BTreeMap<String, String> {
     l
 }
 
+/// What the controller keeps of an existing Endpoints object: its metadata (the base of a rewrite) and a
+/// digest of its subsets in canonical layout. Holding whole address lists for every Service would cost
+/// more than everything else the controller caches; comparing digests decides the same as comparing
+/// content.
+#[derive(Clone, Debug)]
+pub struct CurrentEndpoints {
+    pub metadata: ObjectMeta,
+    subsets_digest: u128,
+    /// Ready plus not-ready addresses, as stored.
+    addresses: usize,
+}
+
+/// 128 bits of SipHash over the canonical JSON of repacked subsets: equal content gives equal digests,
+/// and a collision between two different address lists is not a practical concern.
+fn subsets_digest(repacked: &[EndpointSubset]) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let bytes = serde_json::to_vec(repacked).unwrap_or_default();
+    let half = |salt: u8| {
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new_with_keys(0x5eed, u64::from(salt));
+        bytes.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+impl CurrentEndpoints {
+    pub fn new(ep: &Endpoints) -> Self {
+        let subsets = ep.subsets.as_deref().unwrap_or_default();
+        let (r, n) = count(subsets);
+        let mut metadata = ep.metadata.clone();
+        // Never sent back (an update without managedFields keeps the stored ones) and often the largest
+        // part of an object.
+        metadata.managed_fields = None;
+        Self {
+            metadata,
+            subsets_digest: subsets_digest(&repack(subsets)),
+            addresses: r + n,
+        }
+    }
+}
+
+impl From<Endpoints> for CurrentEndpoints {
+    fn from(ep: Endpoints) -> Self {
+        Self::new(&ep)
+    }
+}
+
 /// The Endpoints to write for this Service, or `None` when `current` is already right (upstream compares
 /// subsets, labels without the headless one, and whether the capacity annotation is set correctly).
 pub fn plan(
@@ -233,29 +281,38 @@ pub fn plan(
     pods: &[&PodInfo],
     current: Option<&Endpoints>,
 ) -> Option<Endpoints> {
+    plan_current(svc, pods, current.map(CurrentEndpoints::new).as_ref())
+}
+
+/// [`plan`] against the cached form of the current Endpoints.
+pub fn plan_current(
+    svc: &ServiceInfo,
+    pods: &[&PodInfo],
+    current: Option<&CurrentEndpoints>,
+) -> Option<Endpoints> {
     let subsets = desired_subsets(svc, pods);
     if let Some(cur) = current {
-        let cur_subsets = repack(cur.subsets.as_deref().unwrap_or_default());
         let mut cur_labels = cur.metadata.labels.clone().unwrap_or_default();
         cur_labels.remove(LABEL_HEADLESS);
         let annotations = cur.metadata.annotations.clone().unwrap_or_default();
-        let (r, n) = count(cur.subsets.as_deref().unwrap_or_default());
+        let stored = cur.addresses;
         let capacity_ok =
-            r + n <= MAX_CAPACITY && !annotations.contains_key(ANNOTATION_OVER_CAPACITY);
+            stored <= MAX_CAPACITY && !annotations.contains_key(ANNOTATION_OVER_CAPACITY);
         // Truncated content is compared as truncated.
         let mut want = subsets.clone();
         let truncated = truncate(&mut want);
-        let same_subsets = if truncated {
-            cur_subsets == repack(&want)
+        let want_digest = if truncated {
+            subsets_digest(&repack(&want))
         } else {
-            cur_subsets == subsets
+            subsets_digest(&subsets)
         };
+        let same_subsets = cur.subsets_digest == want_digest;
         let capacity_ok = if truncated {
             annotations
                 .get(ANNOTATION_OVER_CAPACITY)
                 .map(String::as_str)
                 == Some("truncated")
-                && r + n <= MAX_CAPACITY
+                && stored <= MAX_CAPACITY
         } else {
             capacity_ok
         };
@@ -263,14 +320,20 @@ pub fn plan(
             return None;
         }
     }
-    let mut out = current.cloned().unwrap_or_else(|| Endpoints {
-        metadata: ObjectMeta {
-            name: Some(svc.name.clone()),
-            namespace: Some(svc.namespace.clone()),
-            ..Default::default()
+    let mut out = match current {
+        Some(cur) => Endpoints {
+            metadata: cur.metadata.clone(),
+            subsets: None,
         },
-        subsets: None,
-    });
+        None => Endpoints {
+            metadata: ObjectMeta {
+                name: Some(svc.name.clone()),
+                namespace: Some(svc.namespace.clone()),
+                ..Default::default()
+            },
+            subsets: None,
+        },
+    };
     let mut subsets = subsets;
     let truncated = truncate(&mut subsets);
     let mut annotations = out.metadata.annotations.take().unwrap_or_default();

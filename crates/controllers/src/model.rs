@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -24,7 +25,9 @@ pub struct PodInfo {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    pub labels: BTreeMap<String, String>,
+    /// Shared between pods with identical labels (the cache interns them): pods of one ReplicaSet carry
+    /// the same set, and a map per pod would be the largest part of the projection.
+    pub labels: Arc<BTreeMap<String, String>>,
     /// From `status.podIPs` (or `status.podIP` when the list is missing), in status order.
     pub ips: Vec<IpAddr>,
     pub ready: bool,
@@ -102,7 +105,7 @@ impl PodInfo {
             namespace: meta.namespace.clone()?,
             name: meta.name.clone()?,
             uid: meta.uid.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default(),
+            labels: Arc::new(meta.labels.clone().unwrap_or_default()),
             ips,
             ready,
             terminating: meta.deletion_timestamp.is_some(),

@@ -33,7 +33,7 @@ pub fn pod(name: &str, ips: &[&str], ready: bool) -> PodInfo {
         namespace: "default".into(),
         name: name.into(),
         uid: format!("uid-{name}"),
-        labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+        labels: std::sync::Arc::new(BTreeMap::from([("app".to_string(), "web".to_string())])),
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
         ready,
         terminating: false,
