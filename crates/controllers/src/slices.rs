@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::discovery::v1::{
-    Endpoint, EndpointConditions, EndpointHints, EndpointPort, EndpointSlice, ForZone,
+    Endpoint, EndpointConditions, EndpointHints, EndpointPort, EndpointSlice, ForNode, ForZone,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -307,29 +307,55 @@ fn slice_name(s: &EndpointSlice) -> &str {
     s.metadata.name.as_deref().unwrap_or("")
 }
 
-/// How endpoints are hinted: PreferClose puts each ready endpoint's own zone in `hints.forZones`; without
-/// it no endpoint carries hints (upstream `trafficdist`).
+/// How endpoints are hinted (upstream `trafficdist`, KEP-3015): PreferClose and its newer name PreferSameZone
+/// put each ready endpoint's own zone in `hints.forZones`; PreferSameNode puts its node in `hints.forNodes`
+/// and its zone in `hints.forZones` (so that proxies that only know zones fall back to the same zone);
+/// without a traffic distribution no endpoint carries hints. Not-ready endpoints are left as they are.
 #[derive(Clone, Copy)]
 enum Hinting {
-    PreferClose,
+    SameZone,
+    SameNode,
     None,
 }
 
 impl Hinting {
+    fn of(svc: &ServiceInfo) -> Hinting {
+        if svc.topology_hints_annotation {
+            return Hinting::None;
+        }
+        match svc.traffic_distribution.as_deref() {
+            Some("PreferClose") | Some("PreferSameZone") => Hinting::SameZone,
+            Some("PreferSameNode") => Hinting::SameNode,
+            _ => Hinting::None,
+        }
+    }
+
+    /// The hints a ready endpoint should carry.
+    fn hints_for(self, e: &Endpoint) -> Option<EndpointHints> {
+        let zones = e.zone.as_ref().map(|z| vec![ForZone { name: z.clone() }]);
+        let nodes = match self {
+            Hinting::None => return None,
+            Hinting::SameZone => None,
+            Hinting::SameNode => e
+                .node_name
+                .as_ref()
+                .map(|n| vec![ForNode { name: n.clone() }]),
+        };
+        if zones.is_none() && nodes.is_none() {
+            return None;
+        }
+        Some(EndpointHints {
+            for_zones: zones,
+            for_nodes: nodes,
+        })
+    }
+
     fn needs_update(self, slice: &EndpointSlice) -> bool {
         match self {
             Hinting::None => slice.endpoints.iter().any(|e| e.hints.is_some()),
-            Hinting::PreferClose => slice.endpoints.iter().any(|e| {
-                if e.conditions.as_ref().and_then(|c| c.ready) != Some(true) {
-                    return false;
-                }
-                let zones = e.hints.as_ref().and_then(|h| h.for_zones.as_ref());
-                let nodes = e.hints.as_ref().and_then(|h| h.for_nodes.as_ref());
-                let zone_wrong = match &e.zone {
-                    Some(z) => !matches!(zones, Some(f) if f.len() == 1 && &f[0].name == z),
-                    None => zones.is_some_and(|f| !f.is_empty()),
-                };
-                zone_wrong || nodes.is_some_and(|n| !n.is_empty())
+            _ => slice.endpoints.iter().any(|e| {
+                e.conditions.as_ref().and_then(|c| c.ready) == Some(true)
+                    && e.hints != self.hints_for(e)
             }),
         }
     }
@@ -338,14 +364,11 @@ impl Hinting {
         for e in &mut slice.endpoints {
             match self {
                 Hinting::None => e.hints = None,
-                Hinting::PreferClose => {
+                _ => {
                     if e.conditions.as_ref().and_then(|c| c.ready) != Some(true) {
                         continue;
                     }
-                    e.hints = e.zone.as_ref().map(|z| EndpointHints {
-                        for_zones: Some(vec![ForZone { name: z.clone() }]),
-                        for_nodes: None,
-                    });
+                    e.hints = self.hints_for(e);
                 }
             }
         }
@@ -504,13 +527,7 @@ fn reconcile_address_type(
     }
 
     // Hints: unchanged slices with wrong hints become updates; new and updated slices get them set.
-    let hinting = if svc.traffic_distribution.as_deref() == Some("PreferClose")
-        && !svc.topology_hints_annotation
-    {
-        Hinting::PreferClose
-    } else {
-        Hinting::None
-    };
+    let hinting = Hinting::of(svc);
     let changed: BTreeSet<String> = to_update
         .iter()
         .chain(to_delete.iter())

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::discovery::v1::{EndpointHints, EndpointSlice, ForZone};
+use k8s_openapi::api::discovery::v1::{EndpointHints, EndpointSlice, ForNode, ForZone};
 
 use super::*;
 use crate::model::{NamedPort, PodInfo, TargetPort};
@@ -327,6 +327,56 @@ fn prefer_close_sets_zone_hints_on_ready_endpoints_only() {
     let plan = reconcile(&s, &refs(&all), &nodes(), &after, 100);
     assert_eq!((plan.update.len(), plan.writes()), (1, 1));
     assert!(plan.update[0].endpoints.iter().all(|e| e.hints.is_none()));
+}
+
+#[test]
+fn prefer_same_zone_hints_as_prefer_close_and_prefer_same_node_adds_the_node() {
+    let mut s = web();
+    let a = pod("a", &["10.0.0.1"], true);
+    let mut c = pod("c", &["10.0.0.3"], true);
+    c.node_name = "node-b".into(); // no zone label
+    let all = vec![a, c];
+    let hints_of = |plan: &SlicePlan| -> Vec<Option<EndpointHints>> {
+        plan.create[0]
+            .endpoints
+            .iter()
+            .map(|e| e.hints.clone())
+            .collect()
+    };
+    let zone_a = || {
+        Some(vec![ForZone {
+            name: "zone-a".into(),
+        }])
+    };
+
+    s.traffic_distribution = Some("PreferSameZone".into());
+    let (_, plan) = converge(&s, &all, &[], 100);
+    let same_zone = EndpointHints {
+        for_zones: zone_a(),
+        for_nodes: None,
+    };
+    assert_eq!(hints_of(&plan), vec![Some(same_zone), None]);
+
+    s.traffic_distribution = Some("PreferSameNode".into());
+    let (after, plan) = converge(&s, &all, &[], 100);
+    let node = |n: &str| Some(vec![ForNode { name: n.into() }]);
+    assert_eq!(
+        hints_of(&plan),
+        vec![
+            Some(EndpointHints {
+                for_zones: zone_a(),
+                for_nodes: node("node-a")
+            }),
+            Some(EndpointHints {
+                for_zones: None,
+                for_nodes: node("node-b")
+            }),
+        ]
+    );
+    assert_eq!(
+        reconcile(&s, &refs(&all), &nodes(), &after, 100).writes(),
+        0
+    );
 }
 
 #[test]

@@ -59,7 +59,8 @@ pub struct Config {
     pub service_cidrs: Vec<IpNet>,
     /// `--masquerade-all`: masquerade every packet sent to a ClusterIP.
     pub masquerade_all: bool,
-    /// Honour `hints.forNodes` (kube-proxy's PreferSameTrafficDistribution gate, alpha and off in 1.33).
+    /// Honour `hints.forNodes` (kube-proxy's PreferSameTrafficDistribution gate: alpha in 1.33, beta and on
+    /// since 1.34; the API server accepts `trafficDistribution: PreferSameNode` as v1.36 does).
     pub prefer_same_node_hints: bool,
 }
 
@@ -73,7 +74,7 @@ impl Config {
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
             masquerade_all: false,
-            prefer_same_node_hints: false,
+            prefer_same_node_hints: true,
         }
     }
 

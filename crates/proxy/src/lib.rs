@@ -20,7 +20,7 @@
 //! (KEP-1669), per traffic policy; `internalTrafficPolicy: Local` and `externalTrafficPolicy: Local` use this
 //! node's endpoints (external traffic from pods and from the node itself still goes to any endpoint, the
 //! node's masqueraded, and other sources keep their address); zone hints (and node hints, behind
-//! [`Config::prefer_same_node_hints`], off as in 1.33) apply only when every ready endpoint has one and one
+//! [`Config::prefer_same_node_hints`], on as since 1.34) apply only when every ready endpoint has one and one
 //! matches; a frontend without endpoints rejects, one with endpoints elsewhere only drops; packets to a
 //! ClusterIP on an unknown port are rejected and to an unallocated address of the Service range dropped;
 //! `loadBalancerSourceRanges` filters LoadBalancer IPs (not NodePorts) before DNAT. NodePorts answer on the
