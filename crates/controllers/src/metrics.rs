@@ -5,6 +5,12 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+/// The `# HELP` and `# TYPE` lines that open one metric family in Prometheus' text format.
+pub(crate) fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
 /// Upper bounds (seconds) of the sync-duration histogram.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -122,11 +128,12 @@ impl Metrics {
 
     pub fn text(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "# HELP endpoint_slice_controller_syncs Number of EndpointSlice syncs"
+        header(
+            &mut o,
+            "endpoint_slice_controller_syncs",
+            "counter",
+            "Number of EndpointSlice syncs",
         );
-        let _ = writeln!(o, "# TYPE endpoint_slice_controller_syncs counter");
         let _ = writeln!(
             o,
             "endpoint_slice_controller_syncs{{result=\"success\"}} {}",
@@ -137,11 +144,12 @@ impl Metrics {
             "endpoint_slice_controller_syncs{{result=\"error\"}} {}",
             self.syncs_error.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP endpoint_slice_controller_changes Number of EndpointSlice changes"
+        header(
+            &mut o,
+            "endpoint_slice_controller_changes",
+            "counter",
+            "Number of EndpointSlice changes",
         );
-        let _ = writeln!(o, "# TYPE endpoint_slice_controller_changes counter");
         for (op, c) in [
             ("create", &self.changes_create),
             ("update", &self.changes_update),
@@ -153,63 +161,66 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
-        let _ = writeln!(o, "# HELP endpoint_slice_controller_endpoints_writes Number of v1 Endpoints creates, updates and deletes");
-        let _ = writeln!(
-            o,
-            "# TYPE endpoint_slice_controller_endpoints_writes counter"
+        header(
+            &mut o,
+            "endpoint_slice_controller_endpoints_writes",
+            "counter",
+            "Number of v1 Endpoints creates, updates and deletes",
         );
         let _ = writeln!(
             o,
             "endpoint_slice_controller_endpoints_writes {}",
             self.endpoints_writes.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP endpoint_slice_controller_events Number of Events recorded on Services"
+        header(
+            &mut o,
+            "endpoint_slice_controller_events",
+            "counter",
+            "Number of Events recorded on Services",
         );
-        let _ = writeln!(o, "# TYPE endpoint_slice_controller_events counter");
         let _ = writeln!(
             o,
             "endpoint_slice_controller_events {}",
             self.events.load(Relaxed)
         );
-        let _ = writeln!(o, "# HELP endpoint_slice_controller_num_endpoint_slices Number of EndpointSlices managed by this controller");
-        let _ = writeln!(
-            o,
-            "# TYPE endpoint_slice_controller_num_endpoint_slices gauge"
+        header(
+            &mut o,
+            "endpoint_slice_controller_num_endpoint_slices",
+            "gauge",
+            "Number of EndpointSlices managed by this controller",
         );
         let _ = writeln!(
             o,
             "endpoint_slice_controller_num_endpoint_slices {}",
             self.slices.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP endpoint_slice_controller_endpoints_desired Number of endpoints desired"
-        );
-        let _ = writeln!(
-            o,
-            "# TYPE endpoint_slice_controller_endpoints_desired gauge"
+        header(
+            &mut o,
+            "endpoint_slice_controller_endpoints_desired",
+            "gauge",
+            "Number of endpoints desired",
         );
         let _ = writeln!(
             o,
             "endpoint_slice_controller_endpoints_desired {}",
             self.endpoints_desired.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP endpoint_slice_controller_leader Whether this replica holds the leader lease"
+        header(
+            &mut o,
+            "endpoint_slice_controller_leader",
+            "gauge",
+            "Whether this replica holds the leader lease",
         );
-        let _ = writeln!(o, "# TYPE endpoint_slice_controller_leader gauge");
         let _ = writeln!(
             o,
             "endpoint_slice_controller_leader {}",
             self.leader.load(Relaxed)
         );
-        let _ = writeln!(o, "# HELP endpoint_slice_controller_sync_duration_seconds Duration of one Service sync, API writes included");
-        let _ = writeln!(
-            o,
-            "# TYPE endpoint_slice_controller_sync_duration_seconds histogram"
+        header(
+            &mut o,
+            "endpoint_slice_controller_sync_duration_seconds",
+            "histogram",
+            "Duration of one Service sync, API writes included",
         );
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(

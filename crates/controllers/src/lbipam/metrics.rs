@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use super::alloc::{FailureKind, Usage};
+use crate::metrics::header;
 
 /// (pool, family) → (total, used).
 type PoolGauges = BTreeMap<(String, &'static str), (u128, u128)>;
@@ -69,55 +70,57 @@ impl Metrics {
     pub fn text(&self) -> String {
         let mut o = String::new();
         let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_pool_addresses_total Assignable addresses of a LoadBalancerIPPool, per family"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_pool_addresses_total",
+            "gauge",
+            "Assignable addresses of a LoadBalancerIPPool, per family",
         );
-        let _ = writeln!(o, "# TYPE svcplane_lb_ipam_pool_addresses_total gauge");
         for ((pool, fam), (total, _)) in &pools {
             let _ = writeln!(
                 o,
                 "svcplane_lb_ipam_pool_addresses_total{{pool=\"{pool}\",family=\"{fam}\"}} {total}"
             );
         }
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_pool_addresses_used Addresses of a LoadBalancerIPPool assigned to Services, per family"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_pool_addresses_used",
+            "gauge",
+            "Addresses of a LoadBalancerIPPool assigned to Services, per family",
         );
-        let _ = writeln!(o, "# TYPE svcplane_lb_ipam_pool_addresses_used gauge");
         for ((pool, fam), (_, used)) in &pools {
             let _ = writeln!(
                 o,
                 "svcplane_lb_ipam_pool_addresses_used{{pool=\"{pool}\",family=\"{fam}\"}} {used}"
             );
         }
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_allocations_total Addresses assigned to Services"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_allocations_total",
+            "counter",
+            "Addresses assigned to Services",
         );
-        let _ = writeln!(o, "# TYPE svcplane_lb_ipam_allocations_total counter");
         let _ = writeln!(
             o,
             "svcplane_lb_ipam_allocations_total {}",
             self.allocations.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_releases_total Addresses Services stopped holding"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_releases_total",
+            "counter",
+            "Addresses Services stopped holding",
         );
-        let _ = writeln!(o, "# TYPE svcplane_lb_ipam_releases_total counter");
         let _ = writeln!(
             o,
             "svcplane_lb_ipam_releases_total {}",
             self.releases.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_allocation_failures_total Services left pending, by reason"
-        );
-        let _ = writeln!(
-            o,
-            "# TYPE svcplane_lb_ipam_allocation_failures_total counter"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_allocation_failures_total",
+            "counter",
+            "Services left pending, by reason",
         );
         let failures = self
             .failures
@@ -137,21 +140,23 @@ impl Metrics {
                 failures.get(kind.label()).copied().unwrap_or(0)
             );
         }
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_services_pending LoadBalancer Services of ours without an address"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_services_pending",
+            "gauge",
+            "LoadBalancer Services of ours without an address",
         );
-        let _ = writeln!(o, "# TYPE svcplane_lb_ipam_services_pending gauge");
         let _ = writeln!(
             o,
             "svcplane_lb_ipam_services_pending {}",
             self.pending.load(Relaxed)
         );
-        let _ = writeln!(
-            o,
-            "# HELP svcplane_lb_ipam_leader Whether this replica holds the LB IPAM leader lease"
+        header(
+            &mut o,
+            "svcplane_lb_ipam_leader",
+            "gauge",
+            "Whether this replica holds the LB IPAM leader lease",
         );
-        let _ = writeln!(o, "# TYPE svcplane_lb_ipam_leader gauge");
         let _ = writeln!(o, "svcplane_lb_ipam_leader {}", self.leader.load(Relaxed));
         o
     }
