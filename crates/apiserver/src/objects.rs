@@ -846,14 +846,30 @@ fn prepare_pool(
 
 /// Whether an update leaves the stored object as it is (its resourceVersion aside).
 fn same_object(new: &Value, old: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
+    // Compared in place: this runs on every update, and cloning both objects to drop one field cost two
+    // deep copies per write.
+    fn equal_except(a: &Value, b: &Value, skip: &str) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(a), Some(b)) => {
+                let kept =
+                    |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != skip).count();
+                kept(a) == kept(b)
+                    && a.iter()
+                        .filter(|(k, _)| *k != skip)
+                        .all(|(k, v)| b.get(k) == Some(v))
+            }
+            _ => a == b,
         }
-        v
+    }
+    let (Some(n), Some(o)) = (new.as_object(), old.as_object()) else {
+        return new == old;
     };
-    strip(new) == strip(old)
+    n.len() == o.len()
+        && n.iter().all(|(k, v)| match o.get(k) {
+            Some(ov) if k == "metadata" => equal_except(v, ov, "resourceVersion"),
+            Some(ov) => v == ov,
+            None => false,
+        })
 }
 
 fn patch_error(e: ::patch::PatchError) -> ApiError {
@@ -884,5 +900,33 @@ fn validate_meta(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<api::f
             };
             api::meta::validate_object_meta(&m, res.namespaced, rule, "metadata")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_object;
+    use serde_json::json;
+
+    #[test]
+    fn same_object_ignores_only_the_resource_version() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "5"}, "spec": {"a": 1}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "7"}, "spec": {"a": 1}});
+        let no_rv = json!({"metadata": {"name": "x"}, "spec": {"a": 1}});
+        assert!(same_object(&a, &b));
+        assert!(same_object(&a, &no_rv));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "y"}, "spec": {"a": 1}})
+        ));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "x"}, "spec": {"a": 2}})
+        ));
+        assert!(!same_object(&a, &json!({"metadata": {"name": "x"}})));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "x", "labels": {}}, "spec": {"a": 1}})
+        ));
     }
 }
