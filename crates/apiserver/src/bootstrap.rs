@@ -128,7 +128,7 @@ impl Server {
             return Ok(());
         }
         match self
-            .create_object(res, ns, obj, &Params::default(), None)
+            .create_object(res, ns, obj, &Params::default(), &[])
             .await
         {
             // Another API server made it first.
@@ -215,7 +215,7 @@ impl Server {
                         None,
                         cur,
                         &Params::default(),
-                        None,
+                        &[],
                     )
                     .await?;
                 }

@@ -1,7 +1,8 @@
 //! Garbage collection inside the API server process: dependents go when their owner goes (ownerReferences,
 //! background propagation), and a namespace being deleted is emptied and then removed — the jobs of
 //! kube-controller-manager's garbage-collector and namespace controllers. Fed by one store watch, with an
-//! index from owner uid to dependents so a deletion never scans the store.
+//! index from owner uid to dependents so a deletion never scans the store. It reads only metadata, and
+//! decodes only that.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -12,9 +13,10 @@ use serde_json::Value;
 use store::{EventType, Revision};
 
 use crate::http_util::Params;
-use crate::meta::{self, decode_stored};
+use crate::meta;
 use crate::objects::FOREGROUND;
 use crate::resources::{self, Resource};
+use crate::status::ApiError;
 use crate::Server;
 
 type ObjRef = (&'static Resource, Option<String>, String);
@@ -153,7 +155,7 @@ impl Server {
                 let Some((res, ns, name)) = parse_key(&kv.key) else {
                     continue;
                 };
-                let obj = decode_stored(&kv.value, kv.mod_revision)?;
+                let obj = meta::decode_metadata_only(&kv.value).map_err(ApiError::internal)?;
                 uids.insert(meta::uid(&obj).to_string());
                 self.gc.index(res, &ns, &name, None, Some(&obj));
                 all.push((res, ns, name, obj));
@@ -179,10 +181,10 @@ impl Server {
             let prev = ev
                 .prev
                 .as_ref()
-                .and_then(|p| decode_stored(&p.value, p.mod_revision).ok());
+                .and_then(|p| meta::decode_metadata_only(&p.value).ok());
             match ev.event_type {
                 EventType::Put => {
-                    let Ok(cur) = decode_stored(&ev.kv.value, ev.kv.mod_revision) else {
+                    let Ok(cur) = meta::decode_metadata_only(&ev.kv.value) else {
                         continue;
                     };
                     self.gc.index(res, &ns, &name, prev.as_ref(), Some(&cur));
@@ -305,7 +307,7 @@ impl Server {
                 return;
             }
             match self
-                .update_object(res, ns, name, None, obj, &Params::default(), None)
+                .update_object(res, ns, name, None, obj, &Params::default(), &[])
                 .await
             {
                 Ok(_) => return,

@@ -18,6 +18,7 @@ mod objects;
 mod openapi_docs;
 pub mod pools;
 mod protobuf;
+mod rawjson;
 pub mod resources;
 mod router;
 mod selectors;

@@ -66,13 +66,59 @@ pub fn decode_stored(value: &[u8], mod_revision: i64) -> Result<Value, ApiError>
     Ok(v)
 }
 
+/// Only the `metadata` of a stored object, as `{"metadata": …}`, for readers that look no further (the
+/// garbage collector, label and name selectors): the rest of the object is skipped, not built.
+pub fn decode_metadata_only(value: &[u8]) -> Result<Value, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct MetadataOnly {
+        #[serde(default)]
+        metadata: Value,
+    }
+    let m: MetadataOnly = serde_json::from_slice(value)?;
+    Ok(Value::Object(Map::from_iter([(
+        "metadata".to_string(),
+        m.metadata,
+    )])))
+}
+
 /// The bytes to store: the object without the fields derived from the store.
 pub fn encode_for_store(obj: &Value) -> Vec<u8> {
-    let mut o = obj.clone();
-    let m = meta_mut(&mut o);
-    m.remove("resourceVersion");
-    m.remove("selfLink");
-    serde_json::to_vec(&o).unwrap_or_default()
+    let Value::Object(top) = obj else {
+        return serde_json::to_vec(obj).unwrap_or_default();
+    };
+    // Written field by field so the object is not copied only to leave two metadata fields out.
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    for (i, (k, v)) in top.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, k);
+        out.push(b':');
+        match v {
+            Value::Object(m) if k == "metadata" => {
+                out.push(b'{');
+                let mut first = true;
+                for (mk, mv) in m {
+                    if mk == "resourceVersion" || mk == "selfLink" {
+                        continue;
+                    }
+                    if !std::mem::replace(&mut first, false) {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut out, mk);
+                    out.push(b':');
+                    let _ = serde_json::to_writer(&mut out, mv);
+                }
+                out.push(b'}');
+            }
+            _ => {
+                let _ = serde_json::to_writer(&mut out, v);
+            }
+        }
+    }
+    out.push(b'}');
+    out
 }
 
 /// Checks apiVersion/kind of a request body against the resource, filling them when absent.
@@ -169,7 +215,7 @@ pub fn typed_roundtrip(res: &Resource, obj: &Value) -> Result<(Value, Vec<String
     use k8s_openapi::api::{coordination, core, discovery, networking};
     macro_rules! rt {
         ($t:ty) => {
-            serde_json::from_value::<$t>(obj.clone()).and_then(|o| serde_json::to_value(o))
+            <$t as serde::Deserialize>::deserialize(obj).and_then(|o| serde_json::to_value(o))
         };
     }
     let out = match res.kind {
@@ -193,29 +239,34 @@ pub fn typed_roundtrip(res: &Resource, obj: &Value) -> Result<(Value, Vec<String
         ))
     })?;
     let mut unknown = Vec::new();
-    unknown_fields(obj, &out, "", &mut unknown);
+    unknown_fields(obj, &out, &mut Vec::new(), &mut unknown);
     Ok((out, unknown))
 }
 
-fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+fn unknown_fields<'a>(
+    input: &'a Value,
+    known: &Value,
+    path: &mut Vec<Seg<'a>>,
+    out: &mut Vec<String>,
+) {
     match (input, known) {
         (Value::Object(i), Value::Object(k)) => {
             for (key, v) in i {
-                let p = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
                 match k.get(key) {
-                    Some(kv) => unknown_fields(v, kv, &p, out),
+                    Some(kv) => {
+                        path.push(Seg::Key(key));
+                        unknown_fields(v, kv, path, out);
+                        path.pop();
+                    }
                     // Nulls and empty values a type drops on output are not unknown fields.
                     None if v.is_null() => {}
-                    None if path.ends_with("labels") || path.ends_with("annotations") => {}
+                    None if matches!(path.last(), Some(Seg::Key(k)) if k.ends_with("labels") || k.ends_with("annotations")) =>
+                        {}
                     None => {
                         if !(v.as_object().is_some_and(Map::is_empty)
                             || v.as_array().is_some_and(Vec::is_empty))
                         {
-                            out.push(p)
+                            out.push(render_path(path, Some(key)))
                         }
                     }
                 }
@@ -223,89 +274,153 @@ fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String
         }
         (Value::Array(i), Value::Array(k)) => {
             for (n, (iv, kv)) in i.iter().zip(k.iter()).enumerate() {
-                unknown_fields(iv, kv, &format!("{path}[{n}]"), out);
+                path.push(Seg::Index(n));
+                unknown_fields(iv, kv, path, out);
+                path.pop();
             }
         }
         _ => {}
     }
 }
 
-/// Paths of JSON object keys that occur twice in one object, for strict field validation.
-pub fn duplicate_fields(raw: &[u8]) -> Vec<String> {
-    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
-    struct Seed<'a> {
-        path: String,
-        out: &'a mut Vec<String>,
-    }
-    impl<'de> DeserializeSeed<'de> for Seed<'_> {
-        type Value = ();
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Seed<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let p = if self.path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{}.{key}", self.path)
-                };
-                if !seen.insert(key) {
-                    self.out.push(p.clone());
+/// One step of a path into a JSON document; paths are rendered only when something is reported.
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn render_path(path: &[Seg], last: Option<&str>) -> String {
+    let mut out = String::new();
+    for seg in path.iter().map(Some).chain([None]) {
+        match (seg, last) {
+            (Some(&Seg::Key(k)), _) | (None, Some(k)) => {
+                if !out.is_empty() {
+                    out.push('.');
                 }
-                map.next_value_seed(Seed {
-                    path: p,
-                    out: self.out,
-                })?;
+                out.push_str(k);
             }
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0;
-            while seq
-                .next_element_seed(Seed {
-                    path: format!("{}[{i}]", self.path),
-                    out: self.out,
-                })?
-                .is_some()
-            {
-                i += 1;
+            (Some(Seg::Index(i)), _) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
             }
-            Ok(())
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
+            (None, None) => {}
         }
     }
-    let mut out = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let _ = Seed {
-        path: String::new(),
-        out: &mut out,
-    }
-    .deserialize(&mut de);
     out
+}
+
+/// Parses a JSON request body and, in the same pass, notes the paths of object keys that occur twice
+/// (for strict field validation). The value is what `serde_json::from_slice` gives: the last duplicate
+/// wins, in the first one's place.
+pub fn parse_json_noting_duplicates(raw: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut dups = Vec::new();
+    let mut path = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let v = Build {
+        path: &mut path,
+        dups: &mut dups,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok((v, dups))
+}
+
+/// Builds a `Value` like serde_json's own visitor, keeping the path (as owned keys) for reports.
+struct Build<'p> {
+    path: &'p mut Vec<PathKey>,
+    dups: &'p mut Vec<String>,
+}
+
+enum PathKey {
+    Key(String),
+    Index(usize),
+}
+
+impl Build<'_> {
+    fn report(&mut self, key: &str) {
+        let segs: Vec<Seg> = self
+            .path
+            .iter()
+            .map(|k| match k {
+                PathKey::Key(s) => Seg::Key(s),
+                PathKey::Index(i) => Seg::Index(*i),
+            })
+            .collect();
+        self.dups.push(render_path(&segs, Some(key)));
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Build<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Build<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            self.path.push(PathKey::Index(out.len()));
+            let el = seq.next_element_seed(Build {
+                path: &mut *self.path,
+                dups: &mut *self.dups,
+            });
+            self.path.pop();
+            match el? {
+                Some(v) => out.push(v),
+                None => return Ok(Value::Array(out)),
+            }
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                self.report(&key);
+            }
+            self.path.push(PathKey::Key(key));
+            let v = map.next_value_seed(Build {
+                path: &mut *self.path,
+                dups: &mut *self.dups,
+            });
+            let Some(PathKey::Key(key)) = self.path.pop() else {
+                unreachable!("the key pushed above")
+            };
+            out.insert(key, v?);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 #[cfg(test)]
@@ -319,7 +434,15 @@ mod tests {
         let (_, unknown) = typed_roundtrip(&crate::resources::SERVICES, &svc).unwrap();
         assert_eq!(unknown, ["spec.ports[0].bogus", "spec.foo"]);
         let raw = br#"{"a": 1, "b": {"c": 1, "c": 2}, "a": 3, "l": [{"x": 1, "x": 1}]}"#;
-        assert_eq!(duplicate_fields(raw), ["b.c", "a", "l[0].x"]);
+        let (v, dups) = parse_json_noting_duplicates(raw).unwrap();
+        assert_eq!(dups, ["b.c", "a", "l[0].x"]);
+        assert_eq!(v, serde_json::from_slice::<Value>(raw).unwrap());
+        let nested = br#"{"x": {}, "x": {"y": 1, "y": 2}}"#;
+        assert_eq!(
+            parse_json_noting_duplicates(nested).unwrap().1,
+            ["x", "x.y"]
+        );
+        assert!(parse_json_noting_duplicates(b"{} x").is_err());
     }
 
     #[test]

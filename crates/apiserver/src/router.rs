@@ -224,24 +224,29 @@ async fn dispatch(
     }
 }
 
-fn parse_body(body: &[u8], headers: &HeaderMap) -> ApiResult<Value> {
+/// The request body as a Value, with the paths of duplicate JSON keys (none for YAML and protobuf).
+fn parse_body(body: &[u8], headers: &HeaderMap) -> ApiResult<(Value, Vec<String>)> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     if ct.contains("yaml") {
         return serde_yaml::from_slice(body)
+            .map(|v| (v, Vec::new()))
             .map_err(|e| ApiError::bad_request(format!("yaml: {e}")));
     }
     if ct.starts_with("application/vnd.kubernetes.protobuf") {
-        return crate::protobuf::decode(body).map_err(|e| match e {
-            crate::protobuf::ProtobufError::Kind(_) | crate::protobuf::ProtobufError::Field(..) => {
-                ApiError::from_parts(415, "UnsupportedMediaType", e.to_string())
-            }
-            other => ApiError::bad_request(other.to_string()),
-        });
+        return crate::protobuf::decode(body)
+            .map(|v| (v, Vec::new()))
+            .map_err(|e| match e {
+                crate::protobuf::ProtobufError::Kind(_)
+                | crate::protobuf::ProtobufError::Field(..) => {
+                    ApiError::from_parts(415, "UnsupportedMediaType", e.to_string())
+                }
+                other => ApiError::bad_request(other.to_string()),
+            });
     }
-    serde_json::from_slice(body).map_err(|e| {
+    crate::meta::parse_json_noting_duplicates(body).map_err(|e| {
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
@@ -328,6 +333,26 @@ async fn object(
                 .watch(res, t.namespace.clone(), p, rendering)
                 .await
         }
+        (Method::GET, None) if rendering == Rendering::Object => {
+            let listed = srv.list_raw(res, ns, &p).await?;
+            let head = json!({
+                "kind": format!("{}List", res.kind),
+                "apiVersion": res.api_version(),
+                "metadata": list_meta(&listed.revision.to_string(), &listed.continue_token),
+            });
+            let mut body = serde_json::to_vec(&head).map_err(ApiError::internal)?;
+            // Replace the closing brace with the items, which are JSON already.
+            body.pop();
+            body.extend_from_slice(b",\"items\":[");
+            for (i, item) in listed.items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(item);
+            }
+            body.extend_from_slice(b"]}");
+            Ok(bytes_response(StatusCode::OK, body))
+        }
         (Method::GET, None) => {
             let listed = srv.list_objects(res, ns, &p).await?;
             let rv = listed.revision.to_string();
@@ -340,7 +365,7 @@ async fn object(
                     listed.continue_token.as_deref(),
                     chrono::Utc::now(),
                 ),
-                Rendering::PartialMetadata => {
+                _ => {
                     let items: Vec<Value> = listed
                         .items
                         .iter()
@@ -349,12 +374,6 @@ async fn object(
                     json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                         "metadata": list_meta(&rv, &listed.continue_token), "items": items})
                 }
-                Rendering::Object => json!({
-                    "kind": format!("{}List", res.kind),
-                    "apiVersion": res.api_version(),
-                    "metadata": list_meta(&rv, &listed.continue_token),
-                    "items": listed.items,
-                }),
             };
             ok_json(&v)
         }
@@ -363,26 +382,17 @@ async fn object(
             ok_json(&render_one(res, obj, rendering))
         }
         (Method::POST, None) => {
-            let obj = parse_body(&body, headers)?;
-            let raw = body.as_ref();
-            let created = srv.create_object(res, ns, obj, &p, Some(raw)).await?;
+            let (obj, dups) = parse_body(&body, headers)?;
+            let created = srv.create_object(res, ns, obj, &p, &dups).await?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &render_one(res, created, rendering),
             ))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_body(&body, headers)?;
+            let (obj, dups) = parse_body(&body, headers)?;
             let (out, created) = srv
-                .update_object(
-                    res,
-                    ns,
-                    name,
-                    t.sub.as_deref(),
-                    obj,
-                    &p,
-                    Some(body.as_ref()),
-                )
+                .update_object(res, ns, name, t.sub.as_deref(), obj, &p, &dups)
                 .await?;
             let code = if created {
                 StatusCode::CREATED

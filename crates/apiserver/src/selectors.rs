@@ -170,6 +170,13 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// Whether every field named is under `metadata`.
+    pub fn metadata_only(&self) -> bool {
+        self.0
+            .iter()
+            .all(|(path, _, _)| path.starts_with("metadata."))
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, neg, want)| {
             let mut cur = obj;
@@ -199,6 +206,43 @@ impl FieldSelector {
             };
             (have == *want) != *neg
         })
+    }
+}
+
+/// A request's label and field selectors together, as lists and watches apply them.
+pub struct Selection {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Selection {
+    pub fn parse(labels: Option<&str>, fields: Option<&str>, kind: &str) -> Result<Self, String> {
+        Ok(Self {
+            labels: LabelSelector::parse(labels.unwrap_or_default())?,
+            fields: FieldSelector::parse(fields.unwrap_or_default(), kind)?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    /// Whether a stored object (JSON bytes) is selected; `None` when the bytes do not decode. Only the
+    /// metadata is decoded when no selector looks further, which is the common case (labels, names).
+    pub fn matches_stored(&self, stored: &[u8]) -> Option<bool> {
+        if self.is_empty() {
+            return Some(true);
+        }
+        if self.fields.metadata_only() {
+            let view = crate::meta::decode_metadata_only(stored).ok()?;
+            return Some(self.matches(&view));
+        }
+        let full: Value = serde_json::from_slice(stored).ok()?;
+        Some(self.matches(&full))
     }
 }
 
@@ -243,6 +287,15 @@ mod tests {
         assert!(FieldSelector::parse("spec.nodeName=", "Pod")
             .unwrap()
             .matches(&json!({"metadata": {}})));
+        let sel = Selection::parse(Some("app=web"), Some("metadata.name=p"), "Pod").unwrap();
+        assert!(sel.fields.metadata_only());
+        let stored =
+            br#"{"spec": {"nodeName": "n1"}, "metadata": {"name": "p", "labels": {"app": "web"}}}"#;
+        assert_eq!(sel.matches_stored(stored), Some(true));
+        let by_node = Selection::parse(None, Some("spec.nodeName=n2"), "Pod").unwrap();
+        assert!(!by_node.fields.metadata_only());
+        assert_eq!(by_node.matches_stored(stored), Some(false));
+        assert_eq!(by_node.matches_stored(b"{"), None);
         assert_eq!(
             FieldSelector::parse("spec.nodeName=x", "Service").unwrap_err(),
             "field label not supported: spec.nodeName"

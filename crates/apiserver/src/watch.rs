@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::http_util::{Params, Rendering};
 use crate::meta::decode_stored;
 use crate::resources::Resource;
-use crate::selectors::{FieldSelector, LabelSelector};
+use crate::selectors::Selection;
 use crate::status::{ApiError, ApiResult};
 use crate::Server;
 
@@ -25,25 +25,20 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 /// Default lifetime of a watch without timeoutSeconds (kube-apiserver: 30-60 min).
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
-struct Filter {
-    labels: LabelSelector,
-    fields: FieldSelector,
-}
-
-impl Filter {
-    fn is_empty(&self) -> bool {
-        self.labels.is_empty() && self.fields.is_empty()
-    }
-
-    fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
-    }
-}
-
 fn event_line(kind: &str, obj: &Value) -> Bytes {
     let mut out = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
+}
+
+/// A watch event line straight from stored bytes, decoding only if they cannot be spliced.
+fn stored_event_line(kind: &str, stored: &[u8], rev: i64) -> Option<Bytes> {
+    match crate::rawjson::event_line(kind, stored, rev) {
+        Some(line) => Some(Bytes::from(line)),
+        None => decode_stored(stored, rev)
+            .ok()
+            .map(|o| event_line(kind, &o)),
+    }
 }
 
 fn bookmark(res: &Resource, rv: i64, initial_end: bool) -> Value {
@@ -62,12 +57,12 @@ impl Server {
         p: Params,
         rendering: Rendering,
     ) -> ApiResult<Response> {
-        let filter = Filter {
-            labels: LabelSelector::parse(p.label_selector.as_deref().unwrap_or_default())
-                .map_err(ApiError::bad_request)?,
-            fields: FieldSelector::parse(p.field_selector.as_deref().unwrap_or_default(), res.kind)
-                .map_err(ApiError::bad_request)?,
-        };
+        let filter = Selection::parse(
+            p.label_selector.as_deref(),
+            p.field_selector.as_deref(),
+            res.kind,
+        )
+        .map_err(ApiError::bad_request)?;
         let rv: Option<i64> = match p.resource_version.as_deref() {
             None | Some("") | Some("0") => None,
             Some(s) => Some(
@@ -185,46 +180,48 @@ impl Server {
                         if (ns.is_some() || !res.namespaced) && rest.contains('/') {
                             continue;
                         }
+                        let kind = |prev_match: bool| match (ev.event_type, prev_match) {
+                            (EventType::Put, true) => "MODIFIED",
+                            (EventType::Put, false) => "ADDED",
+                            (EventType::Delete, _) => "DELETED",
+                        };
+                        // A deletion shows the last state, at the deletion's revision.
+                        let (shown, shown_rev) = match ev.event_type {
+                            EventType::Put => (Some(&ev.kv.value), ev.kv.mod_revision),
+                            EventType::Delete => (ev.prev.as_ref().map(|p| &p.value), ev.kv.mod_revision),
+                        };
+                        let Some(shown) = shown else { continue };
                         let line = if filter.is_empty() && rendering == Rendering::Object {
-                            // The common case: every watcher of this resource sends the same bytes, so the
-                            // event is decoded and encoded once for all of them.
-                            let kind = match (ev.event_type, ev.prev.is_some()) {
-                                (EventType::Put, true) => "MODIFIED",
-                                (EventType::Put, false) => "ADDED",
-                                (EventType::Delete, _) => "DELETED",
-                            };
+                            // The common case: every watcher of this resource sends the same bytes, made
+                            // once for all of them.
+                            let kind = kind(ev.prev.is_some());
                             let cached = srv.event_cache.get_or_encode(ev.kv.mod_revision, &ev.kv.key, kind, || {
-                                let obj = match ev.event_type {
-                                    EventType::Put => decode_stored(&ev.kv.value, ev.kv.mod_revision).ok()?,
-                                    EventType::Delete => {
-                                        let p = ev.prev.as_ref()?;
-                                        decode_stored(&p.value, ev.kv.mod_revision).ok()?
-                                    }
-                                };
-                                Some(event_line(kind, &obj))
+                                stored_event_line(kind, shown, shown_rev)
                             });
                             match cached {
                                 Some(l) => l,
                                 None => continue,
                             }
                         } else {
-                            let prev = ev.prev.as_ref().and_then(|p| decode_stored(&p.value, p.mod_revision).ok());
-                            let prev_match = prev.as_ref().is_some_and(|o| filter.matches(o));
-                            match ev.event_type {
-                                EventType::Put => {
-                                    let Ok(cur) = decode_stored(&ev.kv.value, ev.kv.mod_revision) else { continue };
-                                    match (prev_match, filter.matches(&cur)) {
-                                        (true, true) => event_line("MODIFIED", &render(&cur)),
-                                        (false, true) => event_line("ADDED", &render(&cur)),
-                                        (true, false) => event_line("DELETED", &render(&cur)),
-                                        (false, false) => continue,
-                                    }
+                            let prev_match = ev.prev.as_ref().is_some_and(|p| filter.matches_stored(&p.value) == Some(true));
+                            let kind = match ev.event_type {
+                                EventType::Put => match (prev_match, filter.matches_stored(shown)) {
+                                    (_, None) => continue,
+                                    (_, Some(true)) => kind(prev_match),
+                                    (true, Some(false)) => "DELETED",
+                                    (false, Some(false)) => continue,
+                                },
+                                EventType::Delete if prev_match => "DELETED",
+                                EventType::Delete => continue,
+                            };
+                            if rendering == Rendering::Object {
+                                match stored_event_line(kind, shown, shown_rev) {
+                                    Some(l) => l,
+                                    None => continue,
                                 }
-                                EventType::Delete => {
-                                    let Some(mut old) = prev.filter(|_| prev_match) else { continue };
-                                    old["metadata"]["resourceVersion"] = json!(ev.kv.mod_revision.to_string());
-                                    event_line("DELETED", &render(&old))
-                                }
+                            } else {
+                                let Ok(obj) = decode_stored(shown, shown_rev) else { continue };
+                                event_line(kind, &render(&obj))
                             }
                         };
                         if tx.send(Ok(line)).await.is_err() {

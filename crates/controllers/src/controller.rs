@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::watcher;
@@ -16,7 +16,7 @@ use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cache::{Cache, Key};
+use crate::cache::{Cache, Key, Touch};
 use crate::events::Recorder;
 use crate::feed::{feed, key_of, wait_all, Fed};
 use crate::leader::{default_identity, lead_terms, LeaseOptions};
@@ -24,6 +24,7 @@ use crate::metrics::METRICS;
 use crate::model::{node_zone, PodInfo, ServiceInfo};
 use crate::queue::WorkQueue;
 use crate::slices::{self, CONTROLLER_NAME, LABEL_MANAGED_BY};
+use crate::slimpod::SlimPod;
 use crate::{endpoints, Error};
 
 /// Retries of a failing Service before it is dropped until its next change (upstream: 15).
@@ -118,11 +119,11 @@ fn spawn_watches(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Vec<watch::Re
 
     let tx = chan();
     tasks.spawn(feed(
-        watcher::watcher(Api::<Pod>::all(client.clone()), cfg.clone()).default_backoff(),
+        watcher::watcher(Api::<SlimPod>::all(client.clone()), cfg.clone()).default_backoff(),
         Arc::clone(shared),
         "pods",
-        |s, pod: Pod| {
-            if let Some(info) = PodInfo::from_pod(&pod) {
+        |s, pod: SlimPod| {
+            if let Some(info) = PodInfo::from_pod(pod) {
                 let hit = s.cache().put_pod(info);
                 s.enqueue(hit);
             }
@@ -179,7 +180,7 @@ fn spawn_watches(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Vec<watch::Re
         |s, k| {
             let owner = {
                 let mut c = s.cache();
-                let owner = c.forget_slice(&k.0, &k.1);
+                let owner = c.observe_slice_deleted(&k.0, &k.1);
                 METRICS.set_slices(c.slice_count());
                 owner
             };
@@ -201,7 +202,7 @@ fn spawn_watches(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Vec<watch::Re
             }
         },
         |s, k| {
-            if s.cache().forget_endpoints(k) {
+            if s.cache().observe_endpoints_deleted(k) {
                 s.enqueue([k.clone()]);
             }
         },
@@ -209,6 +210,14 @@ fn spawn_watches(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Vec<watch::Re
         tx,
     ));
     ready
+}
+
+fn slice_touch(s: &EndpointSlice) -> Touch {
+    Touch {
+        endpoints: false,
+        name: s.metadata.name.clone().unwrap_or_default(),
+        rv: s.metadata.resource_version.clone(),
+    }
 }
 
 fn api_error(e: kube::Error) -> Error {
@@ -219,8 +228,9 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.is_not_found())
 }
 
-/// One Service: compute, write what differs, record what was written.
-async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
+/// One Service: compute, write what differs, record what was written (also in `written`, to tell the
+/// watch's echoes of these writes from other changes).
+async fn sync(shared: &Shared, key: &Key, written: &mut Vec<Touch>) -> Result<(), Error> {
     let snap = shared.cache().snapshot(key);
     let client = &shared.client;
     let Some(svc) = snap.service else {
@@ -255,6 +265,11 @@ async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(api_error(e)),
         }
+        written.push(Touch {
+            endpoints: true,
+            name: key.1.clone(),
+            rv: None,
+        });
         shared.cache().forget_endpoints(key);
         return Ok(());
     };
@@ -278,12 +293,14 @@ async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
         for s in &plan.create {
             let created = slice_api.create(&pp, s).await.map_err(api_error)?;
             METRICS.slice_change("create");
+            written.push(slice_touch(&created));
             shared.cache().store_slice(created);
         }
         for s in &plan.update {
             let name = s.metadata.name.clone().unwrap_or_default();
             let updated = slice_api.replace(&name, &pp, s).await.map_err(api_error)?;
             METRICS.slice_change("update");
+            written.push(slice_touch(&updated));
             shared.cache().store_slice(updated);
         }
         for s in &plan.delete {
@@ -293,6 +310,11 @@ async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(api_error(e)),
             }
+            written.push(Touch {
+                endpoints: false,
+                name: name.clone(),
+                rv: None,
+            });
             shared.cache().forget_slice(&svc.namespace, &name);
         }
         Ok(())
@@ -307,14 +329,19 @@ async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
             return Ok(());
         };
         let api: Api<Endpoints> = Api::namespaced(client.clone(), &svc.namespace);
-        let written = if snap.endpoints.is_some() {
+        let written_ep = if snap.endpoints.is_some() {
             api.replace(&svc.name, &pp, &ep).await
         } else {
             api.create(&pp, &ep).await
         }
         .map_err(api_error)?;
         METRICS.endpoints_write();
-        shared.cache().store_endpoints(written);
+        written.push(Touch {
+            endpoints: true,
+            name: svc.name.clone(),
+            rv: written_ep.metadata.resource_version.clone(),
+        });
+        shared.cache().store_endpoints(written_ep);
         Ok(())
     }
     .await;
@@ -367,7 +394,13 @@ async fn sync(shared: &Shared, key: &Key) -> Result<(), Error> {
 async fn worker(shared: Arc<Shared>) {
     while let Some(key) = shared.queue.get().await {
         let start = Instant::now();
-        let res = sync(&shared, &key).await;
+        shared.cache().begin_sync(&key);
+        let mut written = Vec::new();
+        let res = sync(&shared, &key, &mut written).await;
+        if shared.cache().end_sync(&key, &written) {
+            // Marked dirty while in progress: synced again once `done`.
+            shared.queue.add(key.clone());
+        }
         METRICS.sync(res.is_ok(), start.elapsed());
         match res {
             Ok(()) => shared.queue.forget(&key),

@@ -29,6 +29,7 @@ pub mod model;
 mod podstatus;
 mod queue;
 pub mod slices;
+pub mod slimpod;
 #[cfg(test)]
 mod testutil;
 

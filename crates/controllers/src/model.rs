@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::slimpod::{SlimContainer, SlimPod};
 
 /// Node label holding the zone (`v1.LabelTopologyZone`).
 pub const LABEL_TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";
@@ -43,7 +45,7 @@ pub struct PodInfo {
     pub ports: Vec<NamedPort>,
 }
 
-fn named_ports(containers: &[Container], out: &mut Vec<NamedPort>) {
+fn named_ports<'a>(containers: impl Iterator<Item = &'a SlimContainer>, out: &mut Vec<NamedPort>) {
     for c in containers {
         for p in c.ports.iter().flatten() {
             if let Some(name) = p.name.as_ref().filter(|n| !n.is_empty()) {
@@ -71,48 +73,47 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 
 impl PodInfo {
     /// The projection of a Pod; `None` when it has no name or namespace.
-    pub fn from_pod(pod: &Pod) -> Option<Self> {
-        let meta = &pod.metadata;
-        let spec = pod.spec.as_ref();
-        let status = pod.status.as_ref();
+    pub fn from_pod(pod: SlimPod) -> Option<Self> {
+        let meta = pod.metadata;
+        let spec = pod.spec.unwrap_or_default();
+        let status = pod.status.unwrap_or_default();
         let mut ips: Vec<IpAddr> = status
-            .and_then(|s| s.pod_ips.as_ref())
-            .into_iter()
+            .pod_ips
+            .iter()
             .flatten()
             .filter_map(|p| parse_ip(&p.ip))
             .collect();
         if ips.is_empty() {
-            ips.extend(status.and_then(|s| s.pod_ip.as_deref()).and_then(parse_ip));
+            ips.extend(status.pod_ip.as_deref().and_then(parse_ip));
         }
         let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
             .is_some_and(|c| c.status == "True");
-        let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or_default();
+        let phase = status.phase.as_deref().unwrap_or_default();
         let mut ports = Vec::new();
-        if let Some(spec) = spec {
-            named_ports(&spec.containers, &mut ports);
-            let sidecars: Vec<Container> = spec
-                .init_containers
+        named_ports(spec.containers.iter().flatten(), &mut ports);
+        named_ports(
+            spec.init_containers
                 .iter()
                 .flatten()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-                .cloned()
-                .collect();
-            named_ports(&sidecars, &mut ports);
-        }
+                .filter(|c| c.restart_policy.as_deref() == Some("Always")),
+            &mut ports,
+        );
         Some(Self {
-            namespace: meta.namespace.clone()?,
-            name: meta.name.clone()?,
-            uid: meta.uid.clone().unwrap_or_default(),
-            labels: Arc::new(meta.labels.clone().unwrap_or_default()),
+            namespace: meta.namespace?,
+            name: meta.name?,
+            uid: meta.uid.unwrap_or_default(),
+            labels: Arc::new(meta.labels.unwrap_or_default()),
             ips,
             ready,
             terminating: meta.deletion_timestamp.is_some(),
             terminal: phase == "Succeeded" || phase == "Failed",
-            node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-            hostname: spec.and_then(|s| s.hostname.clone()).unwrap_or_default(),
-            subdomain: spec.and_then(|s| s.subdomain.clone()).unwrap_or_default(),
+            node_name: spec.node_name.unwrap_or_default(),
+            hostname: spec.hostname.unwrap_or_default(),
+            subdomain: spec.subdomain.unwrap_or_default(),
             ports,
         })
     }
