@@ -15,6 +15,8 @@ use crate::slices::{NodeZones, LABEL_SERVICE_NAME};
 /// (namespace, name).
 pub type Key = (String, String);
 type Pair = (String, String);
+/// (namespace, name) of a cached pod, sharing the pod's strings.
+type PodKey = (Arc<str>, Arc<str>);
 
 #[derive(Default)]
 pub struct Cache {
@@ -22,13 +24,17 @@ pub struct Cache {
     /// namespace → one pair of each selector → services; a pod can only be selected by services indexed
     /// under one of its own label pairs.
     services_by_pair: HashMap<String, HashMap<Pair, HashSet<String>>>,
-    pods: HashMap<Key, Arc<PodInfo>>,
+    /// namespace → pod name → pod. Namespace, name and node strings are shared (`Arc<str>`) by the pod
+    /// and every index that names it: at 100,000 pods, copies of them were a third of the pods' memory.
+    pods: HashMap<Arc<str>, HashMap<Arc<str>, Arc<PodInfo>>>,
+    /// Namespace and node names, one copy each for all pods.
+    names: HashSet<Arc<str>>,
     /// Distinct pod label sets, shared by the pods that carry them.
     label_sets: HashSet<Arc<BTreeMap<String, String>>>,
     /// namespace → label pair → pod names.
-    pods_by_pair: HashMap<String, HashMap<Pair, HashSet<String>>>,
-    /// node name → pods bound to it (a node's zone change resyncs their services).
-    pods_by_node: HashMap<String, HashSet<Key>>,
+    pods_by_pair: HashMap<Arc<str>, HashMap<Pair, HashSet<Arc<str>>>>,
+    /// node name → (namespace, name) of the pods bound to it (a node's zone change resyncs their services).
+    pods_by_node: HashMap<Arc<str>, HashSet<PodKey>>,
     nodes: NodeZones,
     /// service key → slice name → slice.
     slices: HashMap<Key, BTreeMap<String, CachedSlice>>,
@@ -179,17 +185,15 @@ impl Cache {
     /// Stores a pod; returns the Services to resync (those selecting it before or after), empty when
     /// nothing endpoints depend on changed.
     pub fn put_pod(&mut self, mut pod: PodInfo) -> HashSet<Key> {
-        let key = (pod.namespace.clone(), pod.name.clone());
+        pod.namespace = self.intern(&pod.namespace);
+        pod.node_name = self.intern(&pod.node_name);
         let mut affected = HashSet::new();
-        if let Some(old) = self.pods.get(&key) {
-            if **old == pod {
+        let existing = self.pod(&pod.namespace, &pod.name).cloned();
+        if let Some(old) = existing {
+            if *old == pod {
                 return affected;
             }
-            let old = Arc::clone(old);
-            self.services_selecting(&old.namespace, &old.labels, &mut affected);
-            self.unindex_pod(&old);
-            self.pods.remove(&key);
-            self.release_labels(&old.labels);
+            self.drop_pod(&old, &mut affected);
         }
         match self.label_sets.get(&*pod.labels) {
             Some(shared) => pod.labels = Arc::clone(shared),
@@ -199,18 +203,44 @@ impl Cache {
         }
         self.services_selecting(&pod.namespace, &pod.labels, &mut affected);
         self.index_pod(&pod);
-        self.pods.insert(key, Arc::new(pod));
+        self.pods
+            .entry(Arc::clone(&pod.namespace))
+            .or_default()
+            .insert(Arc::clone(&pod.name), Arc::new(pod));
         affected
     }
 
     pub fn remove_pod(&mut self, key: &Key) -> HashSet<Key> {
         let mut affected = HashSet::new();
-        if let Some(old) = self.pods.remove(key) {
-            self.services_selecting(&old.namespace, &old.labels, &mut affected);
-            self.unindex_pod(&old);
-            self.release_labels(&old.labels);
+        if let Some(old) = self.pod(&key.0, &key.1).cloned() {
+            self.drop_pod(&old, &mut affected);
         }
         affected
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<&Arc<PodInfo>> {
+        self.pods.get(namespace).and_then(|m| m.get(name))
+    }
+
+    /// Takes a cached pod out of the cache and its indexes, noting the Services that selected it.
+    fn drop_pod(&mut self, old: &PodInfo, affected: &mut HashSet<Key>) {
+        self.services_selecting(&old.namespace, &old.labels, affected);
+        self.unindex_pod(old);
+        if let Some(m) = self.pods.get_mut(&*old.namespace) {
+            m.remove(&*old.name);
+            if m.is_empty() {
+                self.pods.remove(&*old.namespace);
+            }
+        }
+        self.release_labels(&old.labels);
+    }
+
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        if let Some(shared) = self.names.get(&**s) {
+            return Arc::clone(shared);
+        }
+        self.names.insert(Arc::clone(s));
+        Arc::clone(s)
     }
 
     /// Drops a label set from the interner once `labels` (held by a pod just removed) is its last user
@@ -222,54 +252,62 @@ impl Cache {
     }
 
     pub fn pod_keys(&self) -> Vec<Key> {
-        self.pods.keys().cloned().collect()
+        self.pods
+            .iter()
+            .flat_map(|(ns, m)| m.keys().map(|n| (ns.to_string(), n.to_string())))
+            .collect()
     }
 
     fn index_pod(&mut self, pod: &PodInfo) {
-        let ns = self.pods_by_pair.entry(pod.namespace.clone()).or_default();
+        let ns = self
+            .pods_by_pair
+            .entry(Arc::clone(&pod.namespace))
+            .or_default();
         for (k, v) in pod.labels.iter() {
             ns.entry((k.clone(), v.clone()))
                 .or_default()
-                .insert(pod.name.clone());
+                .insert(Arc::clone(&pod.name));
         }
         if !pod.node_name.is_empty() {
             self.pods_by_node
-                .entry(pod.node_name.clone())
+                .entry(Arc::clone(&pod.node_name))
                 .or_default()
-                .insert((pod.namespace.clone(), pod.name.clone()));
+                .insert((Arc::clone(&pod.namespace), Arc::clone(&pod.name)));
         }
     }
 
     fn unindex_pod(&mut self, pod: &PodInfo) {
-        if let Some(ns) = self.pods_by_pair.get_mut(&pod.namespace) {
+        if let Some(ns) = self.pods_by_pair.get_mut(&*pod.namespace) {
             for (k, v) in pod.labels.iter() {
                 let pair = (k.clone(), v.clone());
                 if let Some(set) = ns.get_mut(&pair) {
-                    set.remove(&pod.name);
+                    set.remove(&*pod.name);
                     if set.is_empty() {
                         ns.remove(&pair);
                     }
                 }
             }
             if ns.is_empty() {
-                self.pods_by_pair.remove(&pod.namespace);
+                self.pods_by_pair.remove(&*pod.namespace);
             }
         }
-        if let Some(set) = self.pods_by_node.get_mut(&pod.node_name) {
-            set.remove(&(pod.namespace.clone(), pod.name.clone()));
+        if let Some(set) = self.pods_by_node.get_mut(&*pod.node_name) {
+            set.remove(&(Arc::clone(&pod.namespace), Arc::clone(&pod.name)));
             if set.is_empty() {
-                self.pods_by_node.remove(&pod.node_name);
+                self.pods_by_node.remove(&*pod.node_name);
             }
         }
     }
 
     /// Pods the Service selects: the smallest posting list of its selector's pairs, filtered.
     fn pods_selected_by(&self, svc: &ServiceInfo) -> Vec<Arc<PodInfo>> {
-        let (Some(sel), Some(ns)) = (svc.selector.as_ref(), self.pods_by_pair.get(&svc.namespace))
-        else {
+        let (Some(sel), Some(ns)) = (
+            svc.selector.as_ref(),
+            self.pods_by_pair.get(svc.namespace.as_str()),
+        ) else {
             return Vec::new();
         };
-        let mut smallest: Option<&HashSet<String>> = None;
+        let mut smallest: Option<&HashSet<Arc<str>>> = None;
         for (k, v) in sel {
             match ns.get(&(k.clone(), v.clone())) {
                 None => return Vec::new(),
@@ -284,8 +322,7 @@ impl Cache {
             .into_iter()
             .flatten()
             .filter_map(|name| {
-                self.pods
-                    .get(&(svc.namespace.clone(), name.clone()))
+                self.pod(&svc.namespace, name)
                     .filter(|p| svc.selects(&p.labels))
                     .cloned()
             })
@@ -316,8 +353,8 @@ impl Cache {
 
     fn services_on_node(&self, node: &str) -> HashSet<Key> {
         let mut out = HashSet::new();
-        for key in self.pods_by_node.get(node).into_iter().flatten() {
-            if let Some(p) = self.pods.get(key) {
+        for (ns, name) in self.pods_by_node.get(node).into_iter().flatten() {
+            if let Some(p) = self.pod(ns, name) {
                 self.services_selecting(&p.namespace, &p.labels, &mut out);
             }
         }
@@ -517,8 +554,8 @@ impl Cache {
             .iter()
             .filter_map(|p| {
                 self.nodes
-                    .get(&p.node_name)
-                    .map(|z| (p.node_name.clone(), z.clone()))
+                    .get(&*p.node_name)
+                    .map(|z| (p.node_name.to_string(), z.clone()))
             })
             .collect();
         let slices = self

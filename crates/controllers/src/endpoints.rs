@@ -33,12 +33,12 @@ fn pod_address(svc: &ServiceInfo, pod: &PodInfo) -> Option<EndpointAddress> {
     Some(EndpointAddress {
         ip: ip.to_string(),
         // An empty nodeName would not validate; on a real cluster a pod with an IP always has a node.
-        node_name: (!pod.node_name.is_empty()).then(|| pod.node_name.clone()),
+        node_name: (!pod.node_name.is_empty()).then(|| pod.node_name.to_string()),
         hostname: should_set_hostname(pod, svc).then(|| pod.hostname.clone()),
         target_ref: Some(ObjectReference {
             kind: Some("Pod".into()),
-            namespace: Some(pod.namespace.clone()),
-            name: Some(pod.name.clone()),
+            namespace: Some(pod.namespace.to_string()),
+            name: Some(pod.name.to_string()),
             uid: Some(pod.uid.clone()),
             ..Default::default()
         }),

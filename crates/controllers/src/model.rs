@@ -24,8 +24,9 @@ pub struct NamedPort {
 /// What of a Pod decides its endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodInfo {
-    pub namespace: String,
-    pub name: String,
+    /// Shared with the cache's indexes (and, for namespace and node, with every pod naming them).
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub uid: String,
     /// Shared between pods with identical labels (the cache interns them): pods of one ReplicaSet carry
     /// the same set, and a map per pod would be the largest part of the projection.
@@ -37,7 +38,7 @@ pub struct PodInfo {
     pub terminating: bool,
     /// Phase Succeeded or Failed.
     pub terminal: bool,
-    pub node_name: String,
+    pub node_name: Arc<str>,
     pub hostname: String,
     pub subdomain: String,
     /// Named ports of the containers, then of sidecar init containers (restartPolicy Always), as upstream's
@@ -103,15 +104,15 @@ impl PodInfo {
             &mut ports,
         );
         Some(Self {
-            namespace: meta.namespace?,
-            name: meta.name?,
+            namespace: meta.namespace?.into(),
+            name: meta.name?.into(),
             uid: meta.uid.unwrap_or_default(),
             labels: Arc::new(meta.labels.unwrap_or_default()),
             ips,
             ready,
             terminating: meta.deletion_timestamp.is_some(),
             terminal: phase == "Succeeded" || phase == "Failed",
-            node_name: spec.node_name.unwrap_or_default(),
+            node_name: spec.node_name.unwrap_or_default().into(),
             hostname: spec.hostname.unwrap_or_default(),
             subdomain: spec.subdomain.unwrap_or_default(),
             ports,

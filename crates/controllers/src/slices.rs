@@ -83,7 +83,7 @@ pub fn should_be_in_endpoints(pod: &PodInfo, include_terminating: bool) -> bool 
 
 /// Upstream `ShouldSetHostname`: the pod names a hostname and its subdomain is this Service.
 pub fn should_set_hostname(pod: &PodInfo, svc: &ServiceInfo) -> bool {
-    !pod.hostname.is_empty() && pod.subdomain == svc.name && pod.namespace == svc.namespace
+    !pod.hostname.is_empty() && pod.subdomain == svc.name && *pod.namespace == *svc.namespace
 }
 
 /// The container port a Service port targets on this pod (upstream `FindPort`).
@@ -144,12 +144,12 @@ pub fn pod_to_endpoint(
         }),
         target_ref: Some(ObjectReference {
             kind: Some("Pod".into()),
-            namespace: Some(pod.namespace.clone()),
-            name: Some(pod.name.clone()),
+            namespace: Some(pod.namespace.to_string()),
+            name: Some(pod.name.to_string()),
             uid: Some(pod.uid.clone()),
             ..Default::default()
         }),
-        node_name: (!pod.node_name.is_empty()).then(|| pod.node_name.clone()),
+        node_name: (!pod.node_name.is_empty()).then(|| pod.node_name.to_string()),
         zone: zone.filter(|z| !z.is_empty()).map(str::to_string),
         hostname: should_set_hostname(pod, svc).then(|| pod.hostname.clone()),
         ..Default::default()
@@ -480,7 +480,7 @@ fn reconcile_address_type(
             // node; upstream would look up node "" and skip them. On a real cluster this case never occurs.
             None
         } else {
-            match nodes.get(&pod.node_name) {
+            match nodes.get(&*pod.node_name) {
                 Some(z) => z.as_deref(),
                 None if svc.publish_not_ready => None,
                 None => {
