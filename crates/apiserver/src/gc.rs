@@ -49,17 +49,25 @@ fn waits_for_dependents(obj: &Value) -> bool {
     meta::deletion_requested(obj) && meta::finalizers(obj).iter().any(|f| f == FOREGROUND)
 }
 
-/// (kind, name) of each owner reference.
-fn owner_refs(obj: &Value) -> Vec<(String, String)> {
+/// One owner reference: kind, name and uid.
+struct OwnerRef {
+    kind: String,
+    name: String,
+    uid: String,
+}
+
+fn owner_refs(obj: &Value) -> Vec<OwnerRef> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .map(|refs| {
             refs.iter()
                 .filter_map(|r| {
-                    Some((
-                        r.get("kind")?.as_str()?.to_string(),
-                        r.get("name")?.as_str()?.to_string(),
-                    ))
+                    let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+                    Some(OwnerRef {
+                        kind: s("kind")?,
+                        name: s("name")?,
+                        uid: s("uid").unwrap_or_default(),
+                    })
                 })
                 .collect()
         })
@@ -188,6 +196,15 @@ impl Server {
                         continue;
                     };
                     self.gc.index(res, &ns, &name, prev.as_ref(), Some(&cur));
+                    // A dependent written with owners that are already gone (say, a slice created
+                    // by a controller that had not yet seen its Service's deletion) is collected, as
+                    // kube's garbage collector does; only when the owner references changed.
+                    let owners = owner_refs(&cur);
+                    if !owners.is_empty() && prev.as_ref().map(owner_uids) != Some(owner_uids(&cur))
+                    {
+                        self.clone()
+                            .spawn_collect_orphan(res, ns.clone(), name.clone(), owners);
+                    }
                     if res.kind == "Namespace" && meta::deletion_requested(&cur) {
                         self.clone().spawn_finalize(name.clone());
                     }
@@ -200,14 +217,14 @@ impl Server {
                     self.gc.index(res, &ns, &name, prev.as_ref(), None);
                     let Some(prev) = prev else { continue };
                     // An owner in foreground deletion may have lost its last dependent.
-                    for (kind, owner) in owner_refs(&prev) {
-                        let Some(ores) = resources::by_kind(&kind) else {
+                    for owner in owner_refs(&prev) {
+                        let Some(ores) = resources::by_kind(&owner.kind) else {
                             continue;
                         };
                         let ons = if ores.namespaced { ns.clone() } else { None };
-                        if let Ok(o) = self.get_object(ores, ons.as_deref(), &owner).await {
+                        if let Ok(o) = self.get_object(ores, ons.as_deref(), &owner.name).await {
                             if waits_for_dependents(&o) {
-                                self.clone().spawn_foreground(ores, ons, owner, &o);
+                                self.clone().spawn_foreground(ores, ons, owner.name, &o);
                             }
                         }
                     }
@@ -320,6 +337,37 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Deletes a dependent when none of its owners exists (an owner of the same name with another uid is
+    /// a different object). Owners of kinds this server does not serve cannot be checked: kept.
+    fn spawn_collect_orphan(
+        self: Arc<Self>,
+        res: &'static Resource,
+        ns: Option<String>,
+        name: String,
+        owners: Vec<OwnerRef>,
+    ) {
+        tokio::spawn(async move {
+            for owner in &owners {
+                let Some(ores) = resources::by_kind(&owner.kind) else {
+                    return;
+                };
+                let ons = if ores.namespaced { ns.as_deref() } else { None };
+                match self.store.get(&ores.key(ons, &owner.name)).await {
+                    Ok(Some(kv)) => {
+                        let o = meta::decode_metadata_only(&kv.value);
+                        if o.is_ok_and(|o| meta::uid(&o) == owner.uid) {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+            }
+            tracing::debug!(resource = res.plural, name, "owners gone; collecting");
+            self.gc_delete(res, ns.as_deref(), &name).await;
+        });
     }
 
     async fn gc_delete(&self, res: &'static Resource, ns: Option<&str>, name: &str) {

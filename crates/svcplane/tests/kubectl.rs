@@ -507,6 +507,42 @@ fn foreground_deletion_waits_for_dependents() {
 }
 
 #[test]
+fn dependents_whose_owners_are_gone_are_collected() {
+    let s = ApiServer::start();
+    s.kubectl_ok(&["create", "service", "clusterip", "gone", "--tcp=80:80"]);
+    s.kubectl_ok(&["create", "service", "clusterip", "alive", "--tcp=80:80"]);
+    let gone_uid = s.kubectl_ok(&["get", "svc", "gone", "-o", "jsonpath={.metadata.uid}"]);
+    let alive_uid = s.kubectl_ok(&["get", "svc", "alive", "-o", "jsonpath={.metadata.uid}"]);
+    s.kubectl_ok(&["delete", "svc", "gone"]);
+    let slice = |name: &str, owner: &str, uid: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  ownerReferences: [{{apiVersion: v1, kind: Service, name: {owner}, uid: {uid}}}]\naddressType: IPv4\nendpoints: []\n---\n"
+        )
+    };
+    // Written after the owner went (a controller that had not seen the deletion yet), owned by a
+    // same-named object that is not the owner (another uid), and owned by a live Service.
+    let manifest = slice("orphan", "gone", &gone_uid)
+        + &slice("wrong-uid", "alive", &gone_uid)
+        + &slice("kept", "alive", &alive_uid);
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], &manifest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(Duration::from_secs(10), "the orphans collected", || {
+        let names = s.kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        (!names.contains("orphan") && !names.contains("wrong-uid")).then_some(())
+    });
+    s.kubectl_ok(&["get", "endpointslice", "kept"]);
+}
+
+#[test]
 fn kubectl_run_creates_a_pod() {
     let s = ApiServer::start();
     // kubectl run sends the Pod in protobuf.
