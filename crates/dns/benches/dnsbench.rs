@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use dns::{serve, Config, Index, Scratch, ServeOptions, Transport};
 use serde_json::json;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 const SERVICES: usize = 10_000;
 const ENDPOINTS: usize = 10;
@@ -386,9 +386,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, tcp) = dns::bind_dns(([127, 0, 0, 1], 0).into()).await.unwrap();
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
         let server = tokio::spawn(serve(idx, udp, tcp, ServeOptions::default()));
         let start = Instant::now();
         let until = start + Duration::from_secs(secs);

@@ -39,6 +39,6 @@ pub use forward::UpstreamForwarder;
 pub use index::Index;
 pub use metrics::Metrics;
 pub use options::{default_allow_forward_from, parse_upstreams, DnsOptions};
-pub use run::{run, BoundAddrs, DnsServer};
+pub use run::{bind_dns, run, BoundAddrs, DnsServer};
 pub use server::{serve, serve_sockets, ForwardRequest, Forwarder, ServeOptions};
 pub use watch::{run_watchers, Readiness};

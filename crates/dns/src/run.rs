@@ -50,7 +50,7 @@ pub async fn run(
 }
 
 /// UDP and TCP on one port; with port 0, the port the kernel picked for UDP, tried again if TCP has it taken.
-async fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
+pub async fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
     let listen_err = |source| Error::Listen { addr, source };
     let mut attempts = 0;
     loop {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dns::{serve, Config, Forwarder, Metrics, ServeOptions, UpstreamForwarder};
 use harness::*;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 /// A loopback port nothing listens on (UDP and TCP): bound, then released.
 async fn dead_port() -> SocketAddr {
@@ -26,9 +26,8 @@ async fn start(upstreams: Vec<SocketAddr>) -> (SocketAddr, Arc<Metrics>) {
         100,
         metrics.clone(),
     );
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (udp, tcp) = dns::bind_dns(([127, 0, 0, 1], 0).into()).await.unwrap();
     let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
     let opts = ServeOptions {
         udp_workers: 1,
         forwarder: Some(Arc::new(fwd) as Arc<dyn Forwarder>),

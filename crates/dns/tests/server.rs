@@ -13,7 +13,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 
 async fn start(index: Arc<Index>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     start_with(index, None).await
@@ -23,10 +23,8 @@ async fn start_with(
     index: Arc<Index>,
     forwarder: Option<Arc<dyn Forwarder>>,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (udp, tcp) = dns::bind_dns(([127, 0, 0, 1], 0).into()).await.unwrap();
     let addr = udp.local_addr().unwrap();
-    // Same port for TCP, as DNS clients expect.
-    let tcp = TcpListener::bind(addr).await.unwrap();
     let opts = ServeOptions {
         udp_workers: 2,
         forwarder,
