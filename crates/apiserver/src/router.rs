@@ -307,6 +307,7 @@ async fn object(
             return Err(ApiError::path_not_found());
         }
     }
+    check_field_validation(&method, &p)?;
     match (method, t.name.as_deref()) {
         (Method::GET, None) if p.watch || watch_path => {
             if ns.is_some() {
@@ -455,6 +456,31 @@ async fn object(
             ok_json(&out)
         }
         (m, _) => Err(ApiError::method_not_supported(res, m.as_str())),
+    }
+}
+
+/// A write's `fieldValidation` must be one of the directives, spelled exactly; kube-apiserver refuses anything
+/// else as an invalid Create/Update/PatchOptions before looking at the body.
+fn check_field_validation(method: &Method, p: &Params) -> ApiResult<()> {
+    const DIRECTIVES: [&str; 4] = ["", "Ignore", "Strict", "Warn"];
+    let options = match *method {
+        Method::POST => "CreateOptions",
+        Method::PUT => "UpdateOptions",
+        Method::PATCH => "PatchOptions",
+        _ => return Ok(()),
+    };
+    match p.field_validation.as_deref() {
+        Some(v) if !DIRECTIVES.contains(&v) => Err(ApiError::invalid(api::field::invalid_status(
+            "meta.k8s.io",
+            options,
+            "",
+            &[api::field::FieldError::not_supported(
+                "fieldValidation",
+                v,
+                &DIRECTIVES,
+            )],
+        ))),
+        _ => Ok(()),
     }
 }
 

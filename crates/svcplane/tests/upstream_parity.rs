@@ -294,3 +294,46 @@ fn patch_bodies_are_decoded_strictly_and_no_ops_write_nothing() {
     assert_eq!(out.trim(), "service/web patched");
     assert_ne!(rv(), before);
 }
+
+#[test]
+fn unknown_field_validation_directives_are_refused() {
+    let s = ApiServer::start();
+    let body = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"fv"},"spec":{"ports":[{"port":80}]}}"#;
+    let raw = |verb: &str, path: &str| {
+        let out = s.kubectl_stdin(&[verb, "--raw", path, "-f", "-"], body);
+        assert!(!out.status.success(), "{verb} {path} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert_has(
+        &raw(
+            "create",
+            "/api/v1/namespaces/default/services?fieldValidation=Bogus",
+        ),
+        r#"The CreateOptions "" is invalid: fieldValidation: Unsupported value: "Bogus": supported values: "", "Ignore", "Strict", "Warn""#,
+    );
+    // Spelled exactly: upstream refuses lower case too.
+    assert_has(
+        &raw(
+            "replace",
+            "/api/v1/namespaces/default/services/kubernetes?fieldValidation=warn",
+        ),
+        r#"The UpdateOptions "" is invalid: fieldValidation: Unsupported value: "warn": supported values: "", "Ignore", "Strict", "Warn""#,
+    );
+    // Nothing was created, and the valid directives (and none) still work.
+    s.kubectl_err(&["get", "svc", "fv"]);
+    let out = s.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/services?fieldValidation=Strict",
+            "-f",
+            "-",
+        ],
+        body,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
