@@ -308,7 +308,7 @@ impl Cache {
             return Vec::new();
         };
         let mut smallest: Option<&HashSet<Arc<str>>> = None;
-        for (k, v) in sel {
+        for (k, v) in sel.iter() {
             match ns.get(&(k.clone(), v.clone())) {
                 None => return Vec::new(),
                 Some(set) => {

@@ -145,7 +145,9 @@ pub struct ServiceInfo {
     pub labels: BTreeMap<String, String>,
     /// `None` for no selector. An empty selector counts as none: it does not survive a real API server's
     /// protobuf storage, where it is read back as nil.
-    pub selector: Option<BTreeMap<String, String>>,
+    /// Pairs in key order. A slice, not a `BTreeMap`: a B-tree allocates a node for eleven pairs even for
+    /// the one pair most selectors have, which was a third of each cached Service.
+    pub selector: Option<Box<[(String, String)]>>,
     pub ports: Vec<SvcPort>,
     /// `spec.clusterIP`: "", "None" or an address.
     pub cluster_ip: String,
@@ -190,7 +192,10 @@ impl ServiceInfo {
             name: meta.name.clone()?,
             uid: meta.uid.clone().unwrap_or_default(),
             labels: meta.labels.clone().unwrap_or_default(),
-            selector: spec.selector.filter(|s| !s.is_empty()),
+            selector: spec
+                .selector
+                .filter(|s| !s.is_empty())
+                .map(|s| s.into_iter().collect()),
             ports,
             cluster_ip: spec.cluster_ip.unwrap_or_default(),
             ip_families: spec.ip_families.unwrap_or_default(),

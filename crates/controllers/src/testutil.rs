@@ -10,7 +10,7 @@ pub fn svc(name: &str) -> ServiceInfo {
         name: name.into(),
         uid: format!("uid-{name}"),
         labels: BTreeMap::new(),
-        selector: Some(BTreeMap::from([("app".to_string(), name.to_string())])),
+        selector: Some(Box::new([("app".to_string(), name.to_string())])),
         ports: vec![SvcPort {
             name: "http".into(),
             protocol: "TCP".into(),
