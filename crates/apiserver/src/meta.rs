@@ -246,7 +246,7 @@ pub fn typed_roundtrip(res: &Resource, obj: &Value) -> Result<(Value, Vec<String
 fn unknown_fields<'a>(
     input: &'a Value,
     known: &Value,
-    path: &mut Vec<Seg<'a>>,
+    path: &mut Vec<Seg<&'a str>>,
     out: &mut Vec<String>,
 ) {
     match (input, known) {
@@ -283,29 +283,33 @@ fn unknown_fields<'a>(
     }
 }
 
-/// One step of a path into a JSON document; paths are rendered only when something is reported.
-enum Seg<'a> {
-    Key(&'a str),
+/// One step of a path into a JSON document, its key borrowed (`&str`) or owned (`String`); paths are
+/// rendered only when something is reported.
+enum Seg<K> {
+    Key(K),
     Index(usize),
 }
 
-fn render_path(path: &[Seg], last: Option<&str>) -> String {
+fn render_path<K: AsRef<str>>(path: &[Seg<K>], last: Option<&str>) -> String {
+    fn push_key(out: &mut String, k: &str) {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(k);
+    }
     let mut out = String::new();
-    for seg in path.iter().map(Some).chain([None]) {
-        match (seg, last) {
-            (Some(&Seg::Key(k)), _) | (None, Some(k)) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            (Some(Seg::Index(i)), _) => {
+    for seg in path {
+        match seg {
+            Seg::Key(k) => push_key(&mut out, k.as_ref()),
+            Seg::Index(i) => {
                 out.push('[');
                 out.push_str(&i.to_string());
                 out.push(']');
             }
-            (None, None) => {}
         }
+    }
+    if let Some(k) = last {
+        push_key(&mut out, k);
     }
     out
 }
@@ -329,27 +333,8 @@ pub fn parse_json_noting_duplicates(raw: &[u8]) -> Result<(Value, Vec<String>), 
 
 /// Builds a `Value` like serde_json's own visitor, keeping the path (as owned keys) for reports.
 struct Build<'p> {
-    path: &'p mut Vec<PathKey>,
+    path: &'p mut Vec<Seg<String>>,
     dups: &'p mut Vec<String>,
-}
-
-enum PathKey {
-    Key(String),
-    Index(usize),
-}
-
-impl Build<'_> {
-    fn report(&mut self, key: &str) {
-        let segs: Vec<Seg> = self
-            .path
-            .iter()
-            .map(|k| match k {
-                PathKey::Key(s) => Seg::Key(s),
-                PathKey::Index(i) => Seg::Index(*i),
-            })
-            .collect();
-        self.dups.push(render_path(&segs, Some(key)));
-    }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Build<'_> {
@@ -391,7 +376,7 @@ impl<'de> serde::de::Visitor<'de> for Build<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         loop {
-            self.path.push(PathKey::Index(out.len()));
+            self.path.push(Seg::Index(out.len()));
             let el = seq.next_element_seed(Build {
                 path: &mut *self.path,
                 dups: &mut *self.dups,
@@ -403,18 +388,18 @@ impl<'de> serde::de::Visitor<'de> for Build<'_> {
             }
         }
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                self.report(&key);
+                self.dups.push(render_path(self.path, Some(&key)));
             }
-            self.path.push(PathKey::Key(key));
+            self.path.push(Seg::Key(key));
             let v = map.next_value_seed(Build {
                 path: &mut *self.path,
                 dups: &mut *self.dups,
             });
-            let Some(PathKey::Key(key)) = self.path.pop() else {
+            let Some(Seg::Key(key)) = self.path.pop() else {
                 unreachable!("the key pushed above")
             };
             out.insert(key, v?);
