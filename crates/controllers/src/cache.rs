@@ -81,6 +81,32 @@ pub struct Touch {
     pub rv: Option<String>,
 }
 
+impl Touch {
+    /// A slice as written or seen (its name and resourceVersion).
+    pub fn of_slice(s: &EndpointSlice) -> Self {
+        Self::slice(
+            s.metadata.name.clone().unwrap_or_default(),
+            s.metadata.resource_version.clone(),
+        )
+    }
+
+    pub fn slice(name: impl Into<String>, rv: Option<String>) -> Self {
+        Self {
+            endpoints: false,
+            name: name.into(),
+            rv,
+        }
+    }
+
+    pub fn endpoints(name: impl Into<String>, rv: Option<String>) -> Self {
+        Self {
+            endpoints: true,
+            name: name.into(),
+            rv,
+        }
+    }
+}
+
 /// A resourceVersion as a number, for telling an older watch event from a newer write of ours.
 pub fn rv_number(rv: Option<&String>) -> Option<u64> {
     rv.and_then(|s| s.parse().ok())
@@ -388,11 +414,7 @@ impl Cache {
                 }
             }
         }
-        let touch = Touch {
-            endpoints: false,
-            name,
-            rv: slice.metadata.resource_version.clone(),
-        };
+        let touch = Touch::of_slice(&slice);
         self.store_slice(slice);
         (!self.hold(&owner, touch)).then_some(owner)
     }
@@ -400,11 +422,7 @@ impl Cache {
     /// A slice deleted on the watch; returns the Service to resync, as [`Self::observe_slice`].
     pub fn observe_slice_deleted(&mut self, ns: &str, name: &str) -> Option<Key> {
         let owner = self.forget_slice(ns, name)?;
-        let touch = Touch {
-            endpoints: false,
-            name: name.to_string(),
-            rv: None,
-        };
+        let touch = Touch::slice(name, None);
         (!self.hold(&owner, touch)).then_some(owner)
     }
 
@@ -502,11 +520,7 @@ impl Cache {
                 return false;
             }
         }
-        let touch = Touch {
-            endpoints: true,
-            name: key.1.clone(),
-            rv: ep.metadata.resource_version.clone(),
-        };
+        let touch = Touch::endpoints(key.1.clone(), ep.metadata.resource_version.clone());
         self.endpoints
             .insert(key.clone(), Box::new(CurrentEndpoints::new(&ep)));
         !self.hold(&key, touch)
@@ -517,11 +531,7 @@ impl Cache {
         if !self.forget_endpoints(key) {
             return false;
         }
-        let touch = Touch {
-            endpoints: true,
-            name: key.1.clone(),
-            rv: None,
-        };
+        let touch = Touch::endpoints(key.1.clone(), None);
         !self.hold(key, touch)
     }
 
@@ -706,11 +716,7 @@ mod tests {
             s.metadata.resource_version = Some(rv.into());
             s
         };
-        let wrote = |name: &str, rv: &str| Touch {
-            endpoints: false,
-            name: name.into(),
-            rv: Some(rv.into()),
-        };
+        let wrote = |name: &str, rv: &str| Touch::slice(name, Some(rv.into()));
         // The event of a create arrives before the create's answer: held, then matched.
         c.begin_sync(&key("web"));
         assert_eq!(c.observe_slice(slice("web-a", "10")), None);
@@ -729,11 +735,7 @@ mod tests {
         ep.metadata.name = Some("web".into());
         ep.metadata.resource_version = Some("13".into());
         assert!(!c.observe_endpoints(ep));
-        let ep_written = Touch {
-            endpoints: true,
-            name: "web".into(),
-            rv: Some("14".into()),
-        };
+        let ep_written = Touch::endpoints("web", Some("14".into()));
         assert!(!c.end_sync(&key("web"), &[ep_written]));
     }
 }

@@ -212,14 +212,6 @@ fn spawn_watches(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Vec<watch::Re
     ready
 }
 
-fn slice_touch(s: &EndpointSlice) -> Touch {
-    Touch {
-        endpoints: false,
-        name: s.metadata.name.clone().unwrap_or_default(),
-        rv: s.metadata.resource_version.clone(),
-    }
-}
-
 fn api_error(e: kube::Error) -> Error {
     Error::Kube(e)
 }
@@ -265,11 +257,7 @@ async fn sync(shared: &Shared, key: &Key, written: &mut Vec<Touch>) -> Result<()
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(api_error(e)),
         }
-        written.push(Touch {
-            endpoints: true,
-            name: key.1.clone(),
-            rv: None,
-        });
+        written.push(Touch::endpoints(key.1.clone(), None));
         shared.cache().forget_endpoints(key);
         return Ok(());
     };
@@ -293,14 +281,14 @@ async fn sync(shared: &Shared, key: &Key, written: &mut Vec<Touch>) -> Result<()
         for s in &plan.create {
             let created = slice_api.create(&pp, s).await.map_err(api_error)?;
             METRICS.slice_change("create");
-            written.push(slice_touch(&created));
+            written.push(Touch::of_slice(&created));
             shared.cache().store_slice(created);
         }
         for s in &plan.update {
             let name = s.metadata.name.clone().unwrap_or_default();
             let updated = slice_api.replace(&name, &pp, s).await.map_err(api_error)?;
             METRICS.slice_change("update");
-            written.push(slice_touch(&updated));
+            written.push(Touch::of_slice(&updated));
             shared.cache().store_slice(updated);
         }
         for s in &plan.delete {
@@ -310,11 +298,7 @@ async fn sync(shared: &Shared, key: &Key, written: &mut Vec<Touch>) -> Result<()
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(api_error(e)),
             }
-            written.push(Touch {
-                endpoints: false,
-                name: name.clone(),
-                rv: None,
-            });
+            written.push(Touch::slice(name.clone(), None));
             shared.cache().forget_slice(&svc.namespace, &name);
         }
         Ok(())
@@ -336,11 +320,10 @@ async fn sync(shared: &Shared, key: &Key, written: &mut Vec<Touch>) -> Result<()
         }
         .map_err(api_error)?;
         METRICS.endpoints_write();
-        written.push(Touch {
-            endpoints: true,
-            name: svc.name.clone(),
-            rv: written_ep.metadata.resource_version.clone(),
-        });
+        written.push(Touch::endpoints(
+            svc.name.clone(),
+            written_ep.metadata.resource_version.clone(),
+        ));
         shared.cache().store_endpoints(written_ep);
         Ok(())
     }
