@@ -12,6 +12,7 @@ mod bootstrap;
 mod discovery;
 mod gc;
 mod http_util;
+mod listing;
 mod meta;
 mod metrics;
 mod objects;

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use store::{Compare, KeyValue, Op, Txn};
 
 use crate::http_util::Params;
+use crate::listing;
 use crate::meta::{self, decode_stored, encode_for_store};
 use crate::resources::{self, Resource};
 use crate::selectors::Selection;
@@ -34,26 +35,6 @@ fn precondition_rv(obj: &Value) -> Option<i64> {
     meta::meta_str(obj, "resourceVersion")
         .filter(|s| !s.is_empty())
         .and_then(|s| s.parse().ok())
-}
-
-fn continue_token(rv: i64, start: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE
-        .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
-}
-
-fn parse_continue(token: &str) -> ApiResult<(i64, String)> {
-    use base64::Engine;
-    let bad = || {
-        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(token)
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
-    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
-    Ok((rv, start.to_string()))
 }
 
 impl Server {
@@ -93,6 +74,21 @@ impl Server {
         match self.store.get(&res.key(ns, name)).await? {
             Some(kv) => decode_kv(&kv),
             None => Err(ApiError::not_found(res, name)),
+        }
+    }
+
+    /// Waits (up to 3 s, as upstream's watch cache does) until the store has reached `min`.
+    async fn wait_for_revision(&self, min: i64) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let current = self.store.current_revision().await?;
+            if current >= min {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(listing::too_large(min, current));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
@@ -139,23 +135,40 @@ impl Server {
             res.kind,
         )
         .map_err(ApiError::bad_request)?;
+        let point = listing::read_point(p)?;
+        if let Some(min) = point.not_older_than {
+            self.wait_for_revision(min).await?;
+        }
         let prefix = res.scope_prefix(ns);
-        let mut start_after = match &p.continue_token {
-            Some(t) => Some(format!("{prefix}{}", parse_continue(t)?.1)),
-            None => None,
-        };
+        let mut start_after = point.start_after.as_ref().map(|s| format!("{prefix}{s}"));
         let limit = p.limit.unwrap_or(0);
         let mut items = Vec::new();
+        // Every read of this list (later pages of the loop below, and the pages its continue token
+        // fetches) is at the revision of the first.
+        let mut at = point.at;
         let mut revision;
         let mut last_key;
         loop {
             // Ask for a little more than needed: selectors may drop some.
             let page = if limit > 0 { limit.max(64) } else { 0 };
-            let r = self
-                .store
-                .range(&prefix, start_after.as_deref(), page)
-                .await?;
+            let r = match at {
+                Some(rev) => {
+                    self.store
+                        .range_at(&prefix, start_after.as_deref(), page, rev)
+                        .await
+                }
+                None => {
+                    self.store
+                        .range(&prefix, start_after.as_deref(), page)
+                        .await
+                }
+            };
+            let r = match r {
+                Err(store::StoreError::Compacted { .. }) => return Err(listing::expired(&point)),
+                r => r?,
+            };
             revision = r.revision;
+            at = Some(revision);
             last_key = None;
             let n = r.kvs.len();
             for (i, kv) in r.kvs.iter().enumerate() {
@@ -183,7 +196,7 @@ impl Server {
         }
         let continue_token = last_key
             .as_deref()
-            .map(|k| continue_token(revision, k.strip_prefix(&prefix).unwrap_or(k)));
+            .map(|k| listing::continue_token(revision, k.strip_prefix(&prefix).unwrap_or(k)));
         Ok(Listed {
             items,
             revision,

@@ -14,6 +14,7 @@ use store::{EventType, StoreError};
 use tokio::sync::mpsc;
 
 use crate::http_util::{Params, Rendering};
+use crate::listing;
 use crate::meta::decode_stored;
 use crate::resources::Resource;
 use crate::selectors::Selection;
@@ -70,24 +71,15 @@ impl Server {
                     .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
             ),
         };
-        if p.send_initial_events == Some(true)
-            && p.resource_version_match.as_deref() != Some("NotOlderThan")
-        {
-            return Err(ApiError::invalid_fields(
-                res,
-                "",
-                &[api::field::FieldError::forbidden(
-                    "resourceVersionMatch",
-                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                )],
-            ));
-        }
+        listing::validate_watch_options(&p)?;
         // Without a start revision (or with sendInitialEvents) the watch begins with the current state.
         let initial = rv.is_none() || p.send_initial_events == Some(true);
         let (initial_items, start) = if initial {
             let mut lp = p.clone();
             lp.limit = None;
             lp.continue_token = None;
+            lp.send_initial_events = None;
+            lp.resource_version_match = None;
             let listed = self.list_objects(res, ns.as_deref(), &lp).await?;
             (listed.items, listed.revision)
         } else {

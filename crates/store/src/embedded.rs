@@ -3,7 +3,7 @@
 //! own revision and its own compare outcome, but many share one fsync. A transaction is acknowledged
 //! only after the commit that holds it returned, so an acknowledged write survives `kill -9`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -314,6 +314,74 @@ fn read_log(
     Ok((out, current))
 }
 
+/// The range as it was at `revision`, in one read transaction: today's keys, with every key written since put
+/// back as the log says it was before its first write after `revision` (the log keeps each event's previous
+/// value). Costs one pass over the log since `revision`, which compaction keeps short.
+fn range_at(
+    db: &Database,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+    revision: Revision,
+) -> Result<RangeResult, StoreError> {
+    let r = db.begin_read().map_err(backend)?;
+    let meta = r.open_table(META).map_err(backend)?;
+    let compacted = meta
+        .get(META_COMPACTED)
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
+    if revision <= compacted {
+        return Err(StoreError::Compacted {
+            requested: revision,
+            compacted,
+        });
+    }
+    let in_range = |k: &str| k.starts_with(prefix) && start_after.is_none_or(|s| k > s);
+    // Key -> its value at `revision` (None: absent then), for keys written since.
+    let mut then: HashMap<String, Option<KeyValue>> = HashMap::new();
+    let log = r.open_table(LOG).map_err(backend)?;
+    for entry in log.range((revision + 1, 0u32)..).map_err(backend)? {
+        let (_, v) = entry.map_err(backend)?;
+        let ev = decode_event(v.value())?;
+        if in_range(&ev.kv.key) && !then.contains_key(&ev.kv.key) {
+            then.insert(ev.kv.key, ev.prev);
+        }
+    }
+    let restored: BTreeMap<String, KeyValue> = then
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+        .collect();
+    let kv = r.open_table(KV).map_err(backend)?;
+    let start = start_after.unwrap_or(prefix);
+    let mut current = Vec::new();
+    for entry in kv.range(start..).map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        let key = k.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if !in_range(key) || then.contains_key(key) {
+            continue;
+        }
+        current.push(decode_value(key, v.value())?);
+        // Restored keys may all sort before the next current one: `limit + 1` current keys always suffice.
+        if limit > 0 && current.len() > limit {
+            break;
+        }
+    }
+    let mut merged: Vec<KeyValue> = current.into_iter().chain(restored.into_values()).collect();
+    merged.sort_by(|a, b| a.key.cmp(&b.key));
+    let more = limit > 0 && merged.len() > limit;
+    if more {
+        merged.truncate(limit);
+    }
+    Ok(RangeResult {
+        revision,
+        more,
+        kvs: merged,
+    })
+}
+
 struct WatchState {
     db: Arc<Database>,
     rx: broadcast::Receiver<Arc<Vec<Event>>>,
@@ -415,6 +483,23 @@ impl Store for EmbeddedStore {
                 out.kvs.push(decode_value(key, v.value())?);
             }
             Ok(out)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn range_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        let db = self.inner.db.clone();
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            range_at(&db, &prefix, start_after.as_deref(), limit, revision)
         })
         .await
         .map_err(backend)?

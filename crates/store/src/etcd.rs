@@ -280,37 +280,28 @@ impl Store for EtcdStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<RangeResult, StoreError> {
-        let (first, end) = self.range_of(prefix);
-        let start = match start_after {
-            Some(k) => {
-                let mut s = self.full(k);
-                s.push(0);
-                s
-            }
-            None => first,
-        };
-        let mut opts = GetOptions::new()
-            .with_range(end)
-            .with_sort(SortTarget::Key, SortOrder::Ascend);
-        if limit > 0 {
-            opts = opts.with_limit(limit as i64);
+        self.range_maybe_at(prefix, start_after, limit, None).await
+    }
+
+    async fn range_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        // The trait's compaction at C is etcd's at C + 1, so etcd refuses exactly the revisions the trait
+        // calls compacted.
+        match self
+            .range_maybe_at(prefix, start_after, limit, Some(revision))
+            .await
+        {
+            Err(e) if e.to_string().contains("compacted") => Err(StoreError::Compacted {
+                requested: revision,
+                compacted: self.compacted_revision().await?,
+            }),
+            r => r.map(|r| RangeResult { revision, ..r }),
         }
-        let resp = self
-            .on_member(false, |mut kv| {
-                let (start, opts) = (start.clone(), opts.clone());
-                async move { kv.get(start, Some(opts)).await }
-            })
-            .await?;
-        let kvs = resp
-            .kvs()
-            .iter()
-            .map(|kv| self.kv_of(kv))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RangeResult {
-            revision: resp.header().map(|h| h.revision()).unwrap_or(0),
-            more: resp.more(),
-            kvs,
-        })
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
@@ -443,6 +434,50 @@ impl Store for EtcdStore {
 }
 
 impl EtcdStore {
+    /// A range at the latest revision, or at `revision`.
+    async fn range_maybe_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<RangeResult, StoreError> {
+        let (first, end) = self.range_of(prefix);
+        let start = match start_after {
+            Some(k) => {
+                let mut s = self.full(k);
+                s.push(0);
+                s
+            }
+            None => first,
+        };
+        let mut opts = GetOptions::new()
+            .with_range(end)
+            .with_sort(SortTarget::Key, SortOrder::Ascend);
+        if limit > 0 {
+            opts = opts.with_limit(limit as i64);
+        }
+        if let Some(rev) = revision {
+            opts = opts.with_revision(rev);
+        }
+        let resp = self
+            .on_member(false, |mut kv| {
+                let (start, opts) = (start.clone(), opts.clone());
+                async move { kv.get(start, Some(opts)).await }
+            })
+            .await?;
+        let kvs = resp
+            .kvs()
+            .iter()
+            .map(|kv| self.kv_of(kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RangeResult {
+            revision: resp.header().map(|h| h.revision()).unwrap_or(0),
+            more: resp.more(),
+            kvs,
+        })
+    }
+
     /// Whether etcd can still read at `revision` (false once compacted past it).
     async fn readable_at(&self, revision: Revision) -> Result<bool, StoreError> {
         let k = self.full("\u{0}probe");

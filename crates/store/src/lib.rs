@@ -122,6 +122,16 @@ pub trait Store: Send + Sync + 'static {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<RangeResult, StoreError>;
+    /// [`Store::range`] as the keys were at `revision` (a snapshot read, for list pages that must agree with
+    /// the first page); `RangeResult::revision` is `revision`. `Compacted` when `revision` is at or below the
+    /// compacted revision.
+    async fn range_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError>;
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError>;
     /// Events for keys under `prefix` with revision strictly greater than `after`, in revision order,
     /// with no gap and no duplicate; `Compacted` when `after` is older than the compacted revision.

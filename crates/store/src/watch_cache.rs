@@ -284,6 +284,18 @@ impl Store for WatchCache {
         self.inner.range(prefix, start_after, limit).await
     }
 
+    async fn range_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        self.inner
+            .range_at(prefix, start_after, limit, revision)
+            .await
+    }
+
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
         self.inner.txn(txn).await
     }

@@ -163,6 +163,67 @@ async fn range_by_prefix_with_paging(s: Arc<dyn Store>) {
     assert_eq!(everything.kvs.len(), 5);
 }
 
+fn del(k: &str) -> Txn {
+    Txn::new().then(Op::Delete(k.to_string()))
+}
+
+async fn keys_at(
+    s: &Arc<dyn Store>,
+    start_after: Option<&str>,
+    limit: usize,
+    at: i64,
+) -> (Vec<String>, bool) {
+    let r = s.range_at("/s/", start_after, limit, at).await.unwrap();
+    assert_eq!(r.revision, at);
+    let keys = r
+        .kvs
+        .iter()
+        .map(|kv| format!("{}={}", kv.key, String::from_utf8_lossy(&kv.value)))
+        .collect();
+    (keys, r.more)
+}
+
+async fn range_at_reads_a_past_snapshot_page_by_page(s: Arc<dyn Store>) {
+    for k in ["/s/b", "/s/d", "/s/f", "/t/x"] {
+        s.txn(put(k, "1")).await.unwrap();
+    }
+    let snap = s.current_revision().await.unwrap();
+    // After the snapshot: a key before every other, one updated twice, one deleted, one added in the middle
+    // of the second page, and one outside the prefix.
+    s.txn(put("/s/a", "2")).await.unwrap();
+    s.txn(put("/s/d", "2")).await.unwrap();
+    s.txn(put("/s/d", "3")).await.unwrap();
+    s.txn(del("/s/f")).await.unwrap();
+    s.txn(put("/s/e", "2")).await.unwrap();
+    s.txn(put("/t/y", "2")).await.unwrap();
+    let (p1, more) = keys_at(&s, None, 2, snap).await;
+    assert_eq!(p1, ["/s/b=1", "/s/d=1"]);
+    assert!(more);
+    let (p2, more) = keys_at(&s, Some("/s/d"), 2, snap).await;
+    assert_eq!(p2, ["/s/f=1"]);
+    assert!(!more);
+    let (all, more) = keys_at(&s, None, 0, snap).await;
+    assert_eq!(all, ["/s/b=1", "/s/d=1", "/s/f=1"]);
+    assert!(!more);
+    // Mod revisions are the snapshot's too.
+    let r = s.range_at("/s/", None, 0, snap).await.unwrap();
+    assert!(r.kvs.iter().all(|kv| kv.mod_revision <= snap), "{r:?}");
+    // At the latest revision it is the plain range.
+    let now = s.current_revision().await.unwrap();
+    let (latest, _) = keys_at(&s, None, 0, now).await;
+    assert_eq!(latest, ["/s/a=2", "/s/b=1", "/s/d=3", "/s/e=2"]);
+    let (p, more) = keys_at(&s, Some("/s/b"), 1, now).await;
+    assert_eq!((p, more), (vec!["/s/d=3".to_string()], true));
+    // A compacted snapshot is refused; the one after it still reads.
+    s.compact(snap).await.unwrap();
+    match s.range_at("/s/", None, 0, snap).await {
+        Err(StoreError::Compacted { requested, .. }) => assert_eq!(requested, snap),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+    let (after, _) = keys_at(&s, None, 0, snap + 1).await;
+    assert_eq!(after, ["/s/a=2", "/s/b=1", "/s/d=1", "/s/f=1"]);
+}
+
 async fn watch_from_revision_sees_history_then_live_events_in_order(s: Arc<dyn Store>) {
     let b = s.current_revision().await.unwrap();
     s.txn(put("/w/a", "1")).await.unwrap(); // b+1
@@ -302,6 +363,7 @@ suite!(
     compares_guard_every_op_of_a_txn,
     concurrent_creates_of_one_key_have_one_winner,
     range_by_prefix_with_paging,
+    range_at_reads_a_past_snapshot_page_by_page,
     watch_from_revision_sees_history_then_live_events_in_order,
     watch_under_concurrent_writes_has_no_gap_or_duplicate,
     compaction_makes_old_watches_fail,
