@@ -157,8 +157,11 @@ pub async fn run(
             config.cluster_cidrs = opts.cluster_cidrs.clone();
             config.service_cidrs = service_cidrs.clone();
             config.masquerade_all = opts.masquerade_all;
+            // The sync loop's first sync is a full one (and so is the one after any failure).
+            let mut model = ProxyModel::new(config);
+            model.untracked_until_synced();
             sync::FamilyPlane {
-                model: ProxyModel::new(config),
+                model,
                 backend: backends(family),
             }
         })

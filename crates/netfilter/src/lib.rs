@@ -127,10 +127,10 @@ impl std::fmt::Debug for Executor {
 /// One message of element operations (or a flush) in a batch being built.
 enum Step {
     Flush {
-        set: String,
+        set: &'static str,
     },
     Elements {
-        set: String,
+        set: &'static str,
         kind: u16,
         flags: u16,
         items: Vec<usize>,
@@ -139,10 +139,57 @@ enum Step {
 
 /// One element op, already encoded (a cidr of an interval set is two netlink elements, one item).
 struct Item {
-    set: String,
+    set: &'static str,
     delete: bool,
-    blob: Vec<u8>,
+    /// Where its encoding sits in [`Items::bytes`].
+    blob: std::ops::Range<u32>,
     origin: Origin,
+}
+
+impl Item {
+    fn blob_len(&self) -> usize {
+        (self.blob.end - self.blob.start) as usize
+    }
+}
+
+/// The items of one sync and their encodings in one buffer: a cold sync at 10k Services has 130k of them,
+/// and a buffer each would double the sync's transient memory.
+#[derive(Default)]
+struct Items {
+    list: Vec<Item>,
+    bytes: Vec<u8>,
+}
+
+impl Items {
+    fn push(
+        &mut self,
+        set: &'static str,
+        delete: bool,
+        origin: Origin,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let start = self.bytes.len() as u32;
+        encode(&mut self.bytes);
+        let end = self.bytes.len() as u32;
+        self.list.push(Item {
+            set,
+            delete,
+            blob: start..end,
+            origin,
+        });
+    }
+
+    fn blob(&self, i: usize) -> &[u8] {
+        let r = &self.list[i].blob;
+        &self.bytes[r.start as usize..r.end as usize]
+    }
+}
+
+impl std::ops::Deref for Items {
+    type Target = [Item];
+    fn deref(&self) -> &[Item] {
+        &self.list
+    }
 }
 
 enum Origin {
@@ -286,7 +333,7 @@ impl Executor {
         report.chains_changed = shape::chains(self.family).len() + pick_chains.len();
 
         // Elements: flush and refill every set in one batch.
-        let mut items = Vec::new();
+        let mut items = Items::default();
         let mut steps = Vec::new();
         for set in CIDR_SETS {
             let cidrs = match set {
@@ -301,34 +348,21 @@ impl Executor {
             // `auto-merge` is nft's: the kernel's interval tree refuses overlapping ranges, so merge here.
             let first = items.len();
             for net in IpNet::aggregate(&nets) {
-                let mut blob = Vec::new();
-                encode::interval(&mut blob, &net);
-                items.push(Item {
-                    set: set.to_string(),
-                    delete: false,
-                    blob,
-                    origin: Origin::Config(net),
+                items.push(set, false, Origin::Config(net), |b| {
+                    encode::interval(b, &net)
                 });
             }
-            steps.push(Step::Flush {
-                set: set.to_string(),
-            });
+            steps.push(Step::Flush { set });
             push_steps(&mut steps, &items, first..items.len());
         }
-        let elements = model.elements();
+        let elements = model.elements_sorted();
         for set in SetName::ALL {
-            steps.push(Step::Flush {
-                set: set.name().to_string(),
-            });
+            steps.push(Step::Flush { set: set.name() });
             let first = items.len();
             for (element, value) in elements.iter().filter(|(e, _)| e.set == set) {
-                let mut blob = Vec::new();
-                encode::element(&mut blob, element, Some(value));
-                items.push(Item {
-                    set: set.name().to_string(),
-                    delete: false,
-                    blob,
-                    origin: Origin::Model(ElementOp::Add, *element, *value),
+                let origin = Origin::Model(ElementOp::Add, **element, **value);
+                items.push(set.name(), false, origin, |b| {
+                    encode::element(b, element, Some(value))
                 });
             }
             push_steps(&mut steps, &items, first..items.len());
@@ -405,21 +439,17 @@ impl Executor {
             report.nft_duration = nft_start.elapsed();
         }
 
-        let mut items = Vec::new();
+        let mut items = Items::default();
         for op in &diff.ops {
             let (element, value, op) = match op {
                 Op::DeleteElement(element) => (*element, Value::None, ElementOp::Delete),
                 Op::AddElement(element, value) => (*element, *value, ElementOp::Add),
                 Op::AddChain(_) | Op::DeleteChain(_) => continue,
             };
-            let mut blob = Vec::new();
             let delete = op == ElementOp::Delete;
-            encode::element(&mut blob, &element, (!delete).then_some(&value));
-            items.push(Item {
-                set: element.set.name().to_string(),
-                delete,
-                blob,
-                origin: Origin::Model(op, element, value),
+            let origin = Origin::Model(op, element, value);
+            items.push(element.set.name(), delete, origin, |b| {
+                encode::element(b, &element, (!delete).then_some(&value))
             });
         }
         if !items.is_empty() {
@@ -566,7 +596,7 @@ impl Executor {
     /// Sends the steps as one batch; when the kernel refuses it, removes the refused elements (located by
     /// the extended ack's offset, or by splitting a message into one element each when the kernel did not
     /// point at one) and sends the rest again, until a batch commits.
-    fn run_steps(&mut self, mut steps: Vec<Step>, items: &[Item]) -> Result<BatchStats> {
+    fn run_steps(&mut self, mut steps: Vec<Step>, items: &Items) -> Result<BatchStats> {
         let mut stats = BatchStats::default();
         let delete_kind = if self.destroy_supported {
             netlink::NFT_MSG_DESTROYSETELEM
@@ -650,11 +680,11 @@ impl Executor {
                 else {
                     continue;
                 };
-                let (set, kind, flags) = (set.clone(), *kind, *flags);
+                let (set, kind, flags) = (*set, *kind, *flags);
                 let singles: Vec<Step> = split
                     .into_iter()
                     .map(|item| Step::Elements {
-                        set: set.clone(),
+                        set,
                         kind,
                         flags,
                         items: vec![item],
@@ -669,7 +699,7 @@ impl Executor {
     }
 
     /// Builds a step's message; for element steps also where each item's attributes sit in the body.
-    fn message(&self, step: &Step, items: &[Item]) -> (Message, Vec<(usize, usize)>) {
+    fn message(&self, step: &Step, items: &Items) -> (Message, Vec<(usize, usize)>) {
         let mut body = Vec::new();
         netlink::put_str(&mut body, netlink::NFTA_SET_ELEM_LIST_TABLE, &self.table);
         let mut offsets = Vec::new();
@@ -689,7 +719,7 @@ impl Executor {
                 let nest = netlink::begin_nested(&mut body, netlink::NFTA_SET_ELEM_LIST_ELEMENTS);
                 for &i in step_items {
                     let start = body.len();
-                    body.extend_from_slice(&items[i].blob);
+                    body.extend_from_slice(items.blob(i));
                     offsets.push((start, body.len()));
                 }
                 netlink::end_nested(&mut body, nest);
@@ -842,11 +872,11 @@ fn push_steps(steps: &mut Vec<Step>, items: &[Item], range: std::ops::Range<usiz
     let mut size = 0;
     for i in range {
         let item = &items[i];
-        if !current.is_empty() && size + item.blob.len() > netlink::MAX_NESTED_PAYLOAD {
+        if !current.is_empty() && size + item.blob_len() > netlink::MAX_NESTED_PAYLOAD {
             steps.push(element_step(item, std::mem::take(&mut current)));
             size = 0;
         }
-        size += item.blob.len();
+        size += item.blob_len();
         current.push(i);
     }
     if let Some(&first) = current.first() {
@@ -862,7 +892,7 @@ fn element_step(item: &Item, indices: Vec<usize>) -> Step {
         (netlink::NFT_MSG_NEWSETELEM, netlink::NLM_F_CREATE)
     };
     Step::Elements {
-        set: item.set.clone(),
+        set: item.set,
         kind,
         flags,
         items: indices,

@@ -41,6 +41,9 @@ pub(crate) struct ClaimMap<K, V> {
     map: HashMap<K, Claims<V>>,
     /// Key → active value at the last `take_changes` (None: absent then).
     pending: HashMap<K, Option<V>>,
+    /// Off until the first [`ClaimMap::mark_synced`] when the owner loads the kernel in full first (see
+    /// [`ClaimMap::untracked_until_synced`]).
+    tracking: bool,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
@@ -48,7 +51,16 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
         ClaimMap {
             map: HashMap::default(),
             pending: HashMap::default(),
+            tracking: true,
         }
+    }
+
+    /// Records no changes until the first [`ClaimMap::mark_synced`]: for an owner whose first load of the
+    /// kernel is a full one, the record of a cold start (every key, from absent) would only be thrown away,
+    /// after costing as much memory as the map itself.
+    pub fn untracked_until_synced(&mut self) {
+        self.tracking = false;
+        self.pending = HashMap::default();
     }
 
     pub fn len(&self) -> usize {
@@ -60,7 +72,7 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
     }
 
     fn touch(&mut self, key: &K) {
-        if !self.pending.contains_key(key) {
+        if self.tracking && !self.pending.contains_key(key) {
             let before = self.map.get(key).map(|c| c.active().clone());
             self.pending.insert(key.clone(), before);
         }
@@ -128,6 +140,14 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
     }
 
     /// Whether more than one owner claims `key` with different values.
+    /// `owner`'s claim on `key`, whether or not it is the active one.
+    pub fn claimed(&self, key: &K, owner: OwnerId) -> Option<&V> {
+        match self.map.get(key)? {
+            Claims::One(c) => (c.owner == owner).then_some(&c.value),
+            Claims::Many(list) => list.iter().find(|c| c.owner == owner).map(|c| &c.value),
+        }
+    }
+
     pub fn conflicted(&self, key: &K) -> bool {
         match self.map.get(key) {
             Some(Claims::Many(list)) => list.iter().any(|c| c.value != list[0].value),
@@ -144,13 +164,25 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
                 out.push((key, before, after));
             }
         }
+        self.release_pending();
         out
     }
 
     /// Forgets what the kernel was given: the next `take_changes` reports nothing until keys are touched.
     /// For after a full load of [`ClaimMap::active`].
     pub fn mark_synced(&mut self) {
+        self.tracking = true;
         self.pending.clear();
+        self.release_pending();
+    }
+
+    /// A cold start or a resync touches every key once; keeping the table that grew for it would hold as
+    /// much memory as the map itself for the rest of the process. Small tables are kept for reuse.
+    fn release_pending(&mut self) {
+        const KEEP: usize = 4096;
+        if self.pending.capacity() > KEEP {
+            self.pending = HashMap::default();
+        }
     }
 }
 
@@ -189,6 +221,33 @@ mod tests {
         assert!(a.conflicted(&"k"));
         a.release(&"k", 3);
         assert_eq!(a.take_changes(), vec![("k", Some(2), Some(1))]);
+    }
+
+    #[test]
+    fn untracked_until_synced_records_nothing_until_then() {
+        let mut m: ClaimMap<u32, u8> = ClaimMap::new();
+        m.untracked_until_synced();
+        for k in 0..10_000 {
+            m.claim(k, 1, 0, 1, &by_id);
+        }
+        assert!(m.take_changes().is_empty(), "the first load is a full one");
+        m.mark_synced();
+        m.claim(3, 1, 0, 2, &by_id);
+        m.release(&4, 1);
+        let mut changes = m.take_changes();
+        changes.sort();
+        assert_eq!(changes, vec![(3, Some(1), Some(2)), (4, Some(1), None)]);
+    }
+
+    #[test]
+    fn claimed_is_the_owners_value_active_or_not() {
+        let mut m: ClaimMap<&str, u8> = ClaimMap::new();
+        m.claim("k", 1, 0, 7, &by_id);
+        m.claim("k", 2, 0, 8, &by_id);
+        assert_eq!(m.claimed(&"k", 1), Some(&7));
+        assert_eq!(m.claimed(&"k", 2), Some(&8));
+        assert_eq!(m.claimed(&"k", 3), None);
+        assert_eq!(m.claimed(&"x", 1), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::config::{Config, NodeInfo};
 use crate::diff::{Diff, FrontendChange, Op};
 use crate::endpoints::{slice_info, SliceInfo};
 use crate::error::ServiceError;
-use crate::plan::{build, Context, FrontendState, ServicePlan};
+use crate::plan::{build, Context, FrontendState, ServicePlan, StoredPlan};
 use crate::service::{service_info, ServiceInfo};
 use crate::shape::{Element, Key, PickChain, SetName, Value};
 use crate::types::{Family, Frontend, ServiceKey};
@@ -52,7 +52,7 @@ pub struct ProxyModel {
     /// (namespace, slice name) → slice.
     slices: HashMap<(String, String), SliceInfo>,
     slices_by_service: HashMap<ServiceKey, BTreeSet<String>>,
-    plans: HashMap<ServiceKey, ServicePlan>,
+    plans: HashMap<ServiceKey, StoredPlan>,
     /// Services whose plan has a health check (eTP:Local LoadBalancers), in order: the agent reads
     /// them after every sync, which must not cost a walk over every Service.
     health_checked: BTreeSet<ServiceKey>,
@@ -79,6 +79,14 @@ impl ProxyModel {
             frontends: ClaimMap::new(),
             chains: HashMap::default(),
         }
+    }
+
+    /// Records no diff until the first [`ProxyModel::mark_synced`]: for an owner (the agent) whose first
+    /// load of the kernel is always a full one, so that a cold start does not hold a record of every element
+    /// next to the elements themselves. [`ProxyModel::take_diff`] is empty until then.
+    pub fn untracked_until_synced(&mut self) {
+        self.elements.untracked_until_synced();
+        self.frontends.untracked_until_synced();
     }
 
     pub fn config(&self) -> &Config {
@@ -216,7 +224,8 @@ impl ProxyModel {
                     node: &self.node,
                     nodeport_ips: &self.nodeport_ips,
                 };
-                build(key, info, &slices, previous.as_ref(), &ctx)
+                let previous_ports = previous.as_ref().map_or(&[][..], |p| &p.ports[..]);
+                build(key, info, &slices, previous_ports, &ctx)
             }
             None => ServicePlan::default(),
         };
@@ -238,17 +247,15 @@ impl ProxyModel {
             };
             frontend_rank.get(&frontend).copied().unwrap_or(0)
         };
-        let new_elements: HashMap<&Element, &Value> =
-            plan.elements.iter().map(|(e, v)| (e, v)).collect();
-        for (element, _) in &old.elements {
-            if !new_elements.contains_key(element) {
+        // Both lists are sorted: what the old plan has and the new one lacks is released.
+        let new_elements: Vec<Element> = plan.elements.iter().map(|(e, _)| *e).collect();
+        for element in old.elements.iter() {
+            if new_elements.binary_search(element).is_err() {
                 self.elements.release(element, owner);
             }
         }
-        let old_elements: HashMap<&Element, &Value> =
-            old.elements.iter().map(|(e, v)| (e, v)).collect();
         for (element, value) in &plan.elements {
-            if old_elements.get(element) != Some(&value) {
+            if self.elements.claimed(element, owner) != Some(value) {
                 self.elements
                     .claim(*element, owner, rank_of(element), *value, &order);
                 if self.elements.conflicted(element) {
@@ -257,19 +264,16 @@ impl ProxyModel {
             }
         }
 
-        let new_frontends: HashMap<&Frontend, &FrontendState> =
-            plan.frontends.iter().map(|(f, s)| (f, s)).collect();
-        for (frontend, _) in &old.frontends {
-            if !new_frontends.contains_key(frontend) {
+        let new_frontends: Vec<Frontend> = plan.frontends.iter().map(|(f, _)| *f).collect();
+        for frontend in old.frontends.iter() {
+            if new_frontends.binary_search(frontend).is_err() {
                 self.frontends.release(frontend, owner);
             }
         }
-        let old_frontends: HashMap<&Frontend, &FrontendState> =
-            old.frontends.iter().map(|(f, s)| (f, s)).collect();
-        for (frontend, state) in &plan.frontends {
-            if old_frontends.get(frontend) != Some(&state) {
-                self.frontends
-                    .claim(*frontend, owner, state.kind.rank(), state.clone(), &order);
+        for (frontend, state) in plan.frontends {
+            if self.frontends.claimed(&frontend, owner) != Some(&state) {
+                let rank = state.kind.rank();
+                self.frontends.claim(frontend, owner, rank, state, &order);
             }
         }
 
@@ -277,7 +281,15 @@ impl ProxyModel {
             if plan.health_check.is_some() {
                 self.health_checked.insert(key.clone());
             }
-            self.plans.insert(key.clone(), plan);
+            self.plans.insert(
+                key.clone(),
+                StoredPlan {
+                    ports: plan.ports,
+                    elements: new_elements.into_boxed_slice(),
+                    frontends: new_frontends.into_boxed_slice(),
+                    health_check: plan.health_check,
+                },
+            );
         }
     }
 
@@ -366,6 +378,13 @@ impl ProxyModel {
         let mut out: Vec<(Element, Value)> =
             self.elements.active().map(|(e, v)| (*e, *v)).collect();
         out.sort();
+        out
+    }
+
+    /// [`ProxyModel::elements`] without copying them (a full sync walks 130k at 10k Services).
+    pub fn elements_sorted(&self) -> Vec<(&Element, &Value)> {
+        let mut out: Vec<(&Element, &Value)> = self.elements.active().collect();
+        out.sort_unstable();
         out
     }
 

@@ -33,6 +33,19 @@ pub(crate) struct PortPlan {
     pub local: Vec<SocketAddr>,
 }
 
+/// What the model keeps of a Service's plan between changes: the slots (so the next plan keeps them) and
+/// the keys it claimed (so the next plan can release what it no longer has). The claimed values live in the
+/// model's claim maps only: a second copy per Service was most of the model's memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoredPlan {
+    pub ports: Vec<PortPlan>,
+    /// Sorted.
+    pub elements: Box<[Element]>,
+    /// Sorted.
+    pub frontends: Box<[Frontend]>,
+    pub health_check: Option<(u16, usize)>,
+}
+
 /// Everything one Service contributes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServicePlan {
@@ -56,7 +69,7 @@ pub(crate) fn build(
     key: &ServiceKey,
     info: &ServiceInfo,
     slices: &[&SliceInfo],
-    previous: Option<&ServicePlan>,
+    previous: &[PortPlan],
     ctx: &Context<'_>,
 ) -> ServicePlan {
     let topology = Topology {
@@ -79,11 +92,9 @@ pub(crate) fn build(
                 local_ready_ips.insert(e.addr.ip());
             }
         }
-        let old = previous.and_then(|p| {
-            p.ports
-                .iter()
-                .find(|o| o.name == port.name && o.protocol == Some(port.protocol))
-        });
+        let old = previous
+            .iter()
+            .find(|o| o.name == port.name && o.protocol == Some(port.protocol));
         let port_plan = PortPlan {
             name: port.name.clone(),
             protocol: Some(port.protocol),
@@ -95,14 +106,17 @@ pub(crate) fn build(
         };
         // A pod reaching itself through the Service must be masqueraded, or its reply would not come back
         // through the DNAT. Only pods of this node can do that here; an endpoint whose node is unknown might
-        // be one.
+        // be one. A loopback endpoint (the `kubernetes` Service of an API server bound to 127.0.0.1) is not:
+        // masquerade has no address to give a packet leaving through `lo` and drops it, so a hairpin entry for
+        // it would drop every new loopback connection of the node.
         let hairpin: Vec<IpAddr> = endpoints
             .iter()
             .filter(|e| {
-                e.info
-                    .node_name
-                    .as_deref()
-                    .is_none_or(|n| n == ctx.config.node_name)
+                !e.addr.ip().is_loopback()
+                    && e.info
+                        .node_name
+                        .as_deref()
+                        .is_none_or(|n| n == ctx.config.node_name)
             })
             .map(|e| e.addr.ip())
             .collect();

@@ -220,3 +220,30 @@ fn health_checks_follow_policy_changes_and_deletion() {
         .unwrap();
     assert_eq!(m.health_checks().len(), 1);
 }
+
+#[test]
+fn a_loopback_endpoint_gets_no_hairpin_entry() {
+    // `svcplane up` publishes the API server's 127.0.0.1 as the `kubernetes` Service's endpoint: a hairpin
+    // entry for it would masquerade (and so drop) every new loopback connection of the node.
+    let mut m = model(Family::V4);
+    m.upsert_service(&cluster_ip("kubernetes", "10.96.0.1"))
+        .unwrap();
+    m.upsert_endpoint_slice(&http_slice(
+        "kubernetes",
+        "kubernetes",
+        vec![ready("127.0.0.1", "node-1"), ready("10.244.1.5", "node-1")],
+    ));
+    let hairpin: Vec<Key> = m
+        .take_diff()
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::AddElement(e, _) if e.set == SetName::Hairpin => Some(e.key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hairpin, [Key::Hairpin("10.244.1.5".parse().unwrap())]);
+    // The loopback endpoint is still an endpoint (DNAT to it works for the node's own connections).
+    let text = ruleset(&m, Mode::Replace);
+    assert!(text.contains("127.0.0.1 . 80"), "{text}");
+}
