@@ -123,6 +123,17 @@ impl FieldError {
         Self::new(ErrorType::NotSupported, field, Some(value.into()), detail)
     }
 
+    /// Upstream's `field.TooMany`: "Too many: 1001: must have at most 1000 items".
+    pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
+        let s = if max == 1 { "" } else { "s" };
+        Self::new(
+            ErrorType::TooMany,
+            field,
+            Some(Value::from(actual)),
+            format!("must have at most {max} item{s}"),
+        )
+    }
+
     pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
         Self::new(
             ErrorType::TooLong,

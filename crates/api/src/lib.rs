@@ -1,5 +1,5 @@
 //! The `api` crate owns kube-apiserver's object semantics for svcplane: the
-//! defaulting and validation of core/v1 Services, the ObjectMeta rules shared
+//! defaulting and validation of core/v1 Services and discovery/v1 EndpointSlices, the ObjectMeta rules shared
 //! by every kind, and the exact error texts and 422 `Status` bodies that
 //! clients compare against (Kubernetes v1.33).
 //!
@@ -7,6 +7,7 @@
 //! storage, no allocation of IPs or ports (the API server allocates after
 //! defaulting and validation), and no feature gates beyond v1.33 defaults.
 
+pub mod endpointslice;
 pub mod field;
 pub mod format;
 pub mod ip;

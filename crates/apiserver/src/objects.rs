@@ -301,6 +301,7 @@ impl Server {
                 prepare_pool(res, obj, old, sub == Some("status"))?,
                 Plan::default(),
             )),
+            "EndpointSlice" => Ok((prepare_endpoint_slice(res, obj, old)?, Plan::default())),
             _ => Ok((obj, Plan::default())),
         }
     }
@@ -858,6 +859,30 @@ fn is_graceful_pod(res: &Resource, obj: &Value) -> bool {
 
 /// Defaults and validates a LoadBalancerIPPool write, and keeps `metadata.generation` as kube-apiserver
 /// keeps it for custom resources with a status subresource: 1 on create, +1 on each spec change.
+/// Defaults and validates an EndpointSlice as kube-apiserver does. One exception: this server's own
+/// `default/kubernetes` slice may carry a loopback address (an API server bound to 127.0.0.1 for local use),
+/// which kube-apiserver's reconciler would refuse to publish.
+fn prepare_endpoint_slice(res: &Resource, obj: Value, old: Option<&Value>) -> ApiResult<Value> {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let decode = |v: Value| -> ApiResult<EndpointSlice> {
+        serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+    };
+    let mut slice = decode(obj)?;
+    api::endpointslice::default_endpoint_slice(&mut slice);
+    let old = old.cloned().map(decode).transpose()?;
+    let own = slice.metadata.namespace.as_deref() == Some("default")
+        && slice.metadata.name.as_deref() == Some("kubernetes");
+    let errs: Vec<_> = api::endpointslice::validate_endpoint_slice(&slice, old.as_ref())
+        .into_iter()
+        .filter(|e| !(own && e.detail.starts_with("may not be in the loopback range")))
+        .collect();
+    let name = slice.metadata.name.clone().unwrap_or_default();
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_fields(res, &name, &errs));
+    }
+    serde_json::to_value(slice).map_err(ApiError::internal)
+}
+
 fn prepare_pool(
     res: &Resource,
     obj: Value,

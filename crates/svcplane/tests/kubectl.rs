@@ -259,6 +259,65 @@ fn invalid_services_are_refused_with_field_paths() {
 }
 
 #[test]
+fn invalid_endpoint_slices_are_refused_with_field_paths() {
+    let s = ApiServer::start();
+    let bad = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: lo-1}\naddressType: IPv4\nendpoints:\n- addresses: [127.0.0.5]\n- addresses: [\"fd00::1\"]\n  hostname: Bad_Host\nports:\n- {name: a, port: 1}\n- {name: a, port: 2}\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for want in [
+        "The EndpointSlice \"lo-1\" is invalid: ",
+        "endpoints[0].addresses[0]: Invalid value: \"127.0.0.5\": may not be in the loopback range (127.0.0.0/8, ::1/128)",
+        "endpoints[1].addresses[0]: Invalid value: \"fd00::1\": must be a valid IPv4 address",
+        "endpoints[1].hostname: Invalid value: \"Bad_Host\"",
+        "ports[1].name: Duplicate value: \"a\"",
+    ] {
+        assert!(err.contains(want), "{want} missing from {err}");
+    }
+    s.kubectl_err(&["get", "endpointslice", "lo-1"]);
+    // A good one is stored with the v1 defaults (port name "" and protocol TCP); its address type is fixed.
+    let good = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: ok-1}\naddressType: IPv4\nendpoints:\n- addresses: [10.244.1.5]\nports:\n- {port: 80}\n";
+    assert!(s
+        .kubectl_stdin(&["apply", "-f", "-"], good)
+        .status
+        .success());
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "endpointslice",
+            "ok-1",
+            "-o",
+            "jsonpath={.ports[0].protocol}/{.ports[0].name}/"
+        ]),
+        "TCP//"
+    );
+    let out = s.kubectl(&[
+        "patch",
+        "endpointslice",
+        "ok-1",
+        "--type=merge",
+        "-p",
+        "{\"addressType\":\"IPv6\",\"endpoints\":[{\"addresses\":[\"fd00::5\"]}]}",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("addressType: Invalid value: \"IPv6\": field is immutable"),
+        "{err}"
+    );
+    // The API server's own `kubernetes` slice keeps its loopback address.
+    assert_eq!(
+        s.kubectl_ok(&[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-o",
+            "jsonpath={.endpoints[0].addresses[0]}"
+        ]),
+        "127.0.0.1"
+    );
+}
+
+#[test]
 fn discovery_explain_and_namespaces() {
     let s = ApiServer::start();
     let res = s.kubectl_ok(&["api-resources"]);
