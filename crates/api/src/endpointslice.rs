@@ -14,7 +14,6 @@ const MAX_ADDRESSES: usize = 100;
 const MAX_PORTS: usize = 100;
 const MAX_HINTS: usize = 8;
 const ADDRESS_TYPES: [&str; 3] = ["FQDN", "IPv4", "IPv6"];
-const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 
 /// Fills what the v1 API defaults: a port's name ("") and protocol (TCP).
 pub fn default_endpoint_slice(slice: &mut EndpointSlice) {
@@ -56,12 +55,6 @@ pub fn validate_endpoint_slice(
     errs
 }
 
-fn invalid_each(path: &str, value: &str, msgs: Vec<String>) -> Vec<FieldError> {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
 fn validate_endpoints(endpoints: &[Endpoint], address_type: &str) -> Vec<FieldError> {
     if endpoints.len() > MAX_ENDPOINTS {
         return vec![FieldError::too_many(
@@ -92,7 +85,7 @@ fn validate_endpoints(endpoints: &[Endpoint], address_type: &str) -> Vec<FieldEr
                 "IPv4" => ip::parse_ip_sloppy(address).is_some_and(|a| ip::is_ipv4(&a)),
                 "IPv6" => ip::parse_ip_sloppy(address).is_some_and(|a| !ip::is_ipv4(&a)),
                 "FQDN" => {
-                    errs.extend(invalid_each(
+                    errs.extend(FieldError::invalid_all(
                         &path,
                         address,
                         format::is_dns1123_subdomain(address),
@@ -116,14 +109,14 @@ fn validate_endpoints(endpoints: &[Endpoint], address_type: &str) -> Vec<FieldEr
             errs.extend(ip::validate_non_special_ip(address, &path));
         }
         if let Some(node) = &e.node_name {
-            errs.extend(invalid_each(
+            errs.extend(FieldError::invalid_all(
                 &format!("{at}.nodeName"),
                 node,
                 format::is_dns1123_subdomain(node),
             ));
         }
         if let Some(host) = &e.hostname {
-            errs.extend(invalid_each(
+            errs.extend(FieldError::invalid_all(
                 &format!("{at}.hostname"),
                 host,
                 format::is_dns1123_label(host),
@@ -174,7 +167,7 @@ fn hint_names(names: &[&str], at: &str, check: fn(&str) -> Vec<String>) -> Vec<F
         if !seen.insert(*name) {
             errs.push(FieldError::duplicate(path.as_str(), *name));
         }
-        errs.extend(invalid_each(&path, name, check(name)));
+        errs.extend(FieldError::invalid_all(&path, name, check(name)));
     }
     errs
 }
@@ -189,7 +182,7 @@ fn validate_ports(ports: &[EndpointPort]) -> Vec<FieldError> {
         let at = format!("ports[{i}]");
         let name = p.name.as_deref().unwrap_or_default();
         if !name.is_empty() {
-            errs.extend(invalid_each(
+            errs.extend(FieldError::invalid_all(
                 &format!("{at}.name"),
                 name,
                 format::is_dns1123_label(name),
@@ -198,17 +191,12 @@ fn validate_ports(ports: &[EndpointPort]) -> Vec<FieldError> {
         if !names.insert(name) {
             errs.push(FieldError::duplicate(format!("{at}.name"), name));
         }
-        match p.protocol.as_deref() {
-            None => errs.push(FieldError::required(format!("{at}.protocol"), "")),
-            Some(proto) if !PROTOCOLS.contains(&proto) => errs.push(FieldError::not_supported(
-                format!("{at}.protocol"),
-                proto,
-                &PROTOCOLS,
-            )),
-            Some(_) => {}
-        }
+        errs.extend(FieldError::check_protocol(
+            format!("{at}.protocol"),
+            p.protocol.as_deref(),
+        ));
         if let Some(app) = &p.app_protocol {
-            errs.extend(invalid_each(
+            errs.extend(FieldError::invalid_all(
                 &format!("{at}.appProtocol"),
                 app,
                 format::is_qualified_name(app),

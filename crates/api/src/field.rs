@@ -123,6 +123,25 @@ impl FieldError {
         Self::new(ErrorType::NotSupported, field, Some(value.into()), detail)
     }
 
+    /// One `Invalid` error per message of a format check, as upstream's `for _, msg := range …` loops.
+    pub fn invalid_all(field: &str, value: &str, msgs: Vec<String>) -> Vec<FieldError> {
+        msgs.into_iter()
+            .map(|m| FieldError::invalid(field, value, m))
+            .collect()
+    }
+
+    /// A port protocol: required, and one of SCTP, TCP, UDP.
+    pub fn check_protocol(field: String, protocol: Option<&str>) -> Option<FieldError> {
+        const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
+        match protocol {
+            None | Some("") => Some(FieldError::required(field, "")),
+            Some(p) if !PROTOCOLS.contains(&p) => {
+                Some(FieldError::not_supported(field, p, &PROTOCOLS))
+            }
+            Some(_) => None,
+        }
+    }
+
     /// Upstream's `field.TooMany`: "Too many: 1001: must have at most 1000 items".
     pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
         let s = if max == 1 { "" } else { "s" };

@@ -7,6 +7,7 @@
 //! storage, no allocation of IPs or ports (the API server allocates after
 //! defaulting and validation), and no feature gates beyond v1.33 defaults.
 
+pub mod endpoints;
 pub mod endpointslice;
 pub mod field;
 pub mod format;

@@ -301,7 +301,26 @@ impl Server {
                 prepare_pool(res, obj, old, sub == Some("status"))?,
                 Plan::default(),
             )),
-            "EndpointSlice" => Ok((prepare_endpoint_slice(res, obj, old)?, Plan::default())),
+            "EndpointSlice" => Ok((
+                prepare_endpoints_kind(
+                    res,
+                    obj,
+                    old,
+                    api::endpointslice::default_endpoint_slice,
+                    api::endpointslice::validate_endpoint_slice,
+                )?,
+                Plan::default(),
+            )),
+            "Endpoints" => Ok((
+                prepare_endpoints_kind(
+                    res,
+                    obj,
+                    old,
+                    api::endpoints::default_endpoints,
+                    |e, _| api::endpoints::validate_endpoints(e),
+                )?,
+                Plan::default(),
+            )),
             _ => Ok((obj, Plan::default())),
         }
     }
@@ -859,28 +878,39 @@ fn is_graceful_pod(res: &Resource, obj: &Value) -> bool {
 
 /// Defaults and validates a LoadBalancerIPPool write, and keeps `metadata.generation` as kube-apiserver
 /// keeps it for custom resources with a status subresource: 1 on create, +1 on each spec change.
-/// Defaults and validates an EndpointSlice as kube-apiserver does. One exception: this server's own
-/// `default/kubernetes` slice may carry a loopback address (an API server bound to 127.0.0.1 for local use),
-/// which kube-apiserver's reconciler would refuse to publish.
-fn prepare_endpoint_slice(res: &Resource, obj: Value, old: Option<&Value>) -> ApiResult<Value> {
-    use k8s_openapi::api::discovery::v1::EndpointSlice;
-    let decode = |v: Value| -> ApiResult<EndpointSlice> {
+/// Defaults and validates an EndpointSlice or Endpoints object as kube-apiserver does. One exception: this
+/// server's own `default/kubernetes` endpoints may carry a loopback address (an API server bound to 127.0.0.1
+/// for local use), which kube-apiserver's reconciler would refuse to publish.
+fn prepare_endpoints_kind<T>(
+    res: &Resource,
+    obj: Value,
+    old: Option<&Value>,
+    default: fn(&mut T),
+    validate: fn(&T, Option<&T>) -> Vec<api::FieldError>,
+) -> ApiResult<Value>
+where
+    T: serde::de::DeserializeOwned
+        + serde::Serialize
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+{
+    let decode = |v: Value| -> ApiResult<T> {
         serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
     };
-    let mut slice = decode(obj)?;
-    api::endpointslice::default_endpoint_slice(&mut slice);
+    let mut typed = decode(obj)?;
+    default(&mut typed);
     let old = old.cloned().map(decode).transpose()?;
-    let own = slice.metadata.namespace.as_deref() == Some("default")
-        && slice.metadata.name.as_deref() == Some("kubernetes");
-    let errs: Vec<_> = api::endpointslice::validate_endpoint_slice(&slice, old.as_ref())
+    let meta = typed.metadata();
+    let own =
+        meta.namespace.as_deref() == Some("default") && meta.name.as_deref() == Some("kubernetes");
+    let name = meta.name.clone().unwrap_or_default();
+    let errs: Vec<_> = validate(&typed, old.as_ref())
         .into_iter()
         .filter(|e| !(own && e.detail.starts_with("may not be in the loopback range")))
         .collect();
-    let name = slice.metadata.name.clone().unwrap_or_default();
     if !errs.is_empty() {
         return Err(ApiError::invalid_fields(res, &name, &errs));
     }
-    serde_json::to_value(slice).map_err(ApiError::internal)
+    serde_json::to_value(typed).map_err(ApiError::internal)
 }
 
 fn prepare_pool(

@@ -304,6 +304,19 @@ fn invalid_endpoint_slices_are_refused_with_field_paths() {
         err.contains("addressType: Invalid value: \"IPv6\": field is immutable"),
         "{err}"
     );
+    // v1 Endpoints follow the same address rules.
+    let bad = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: lo}\nsubsets:\n- addresses: [{ip: 127.0.0.9}]\n  ports: [{port: 80}, {port: 81}]\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for want in [
+        "The Endpoints \"lo\" is invalid: ",
+        "subsets[0].addresses[0].ip: Invalid value: \"127.0.0.9\": may not be in the loopback range (127.0.0.0/8, ::1/128)",
+        "subsets[0].ports[0].name: Required value",
+    ] {
+        assert!(err.contains(want), "{want} missing from {err}");
+    }
+    s.kubectl_err(&["get", "endpoints", "lo"]);
     // The API server's own `kubernetes` slice keeps its loopback address.
     assert_eq!(
         s.kubectl_ok(&[
