@@ -12,8 +12,10 @@ BIN=${SVCPLANE:-$(cd "$(dirname "$0")/../../.." && pwd)/target/release/svcplane}
 NS=svcplane-agentmem-$$
 DIR=$(mktemp -d)
 pids=()
+agent=
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Under AGENT_WRAPPER the agent is the wrapper's child: stop it by its own pid too.
+  for p in "${pids[@]}" $agent; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$DIR"
