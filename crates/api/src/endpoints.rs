@@ -83,11 +83,25 @@ fn validate_port(p: &EndpointPort, name_required: bool, at: &str) -> Vec<FieldEr
     for m in format::is_valid_port_num(i64::from(p.port)) {
         errs.push(FieldError::invalid(format!("{at}.port"), p.port, m));
     }
-    errs.extend(FieldError::check_protocol(
-        format!("{at}.protocol"),
+    errs.extend(port_protocols(
+        at,
         p.protocol.as_deref(),
+        p.app_protocol.as_deref(),
     ));
-    if let Some(app) = &p.app_protocol {
+    errs
+}
+
+/// A port's `protocol` (required, SCTP, TCP or UDP) and `appProtocol` (a qualified name), as both Endpoints
+/// and EndpointSlices check them.
+pub(crate) fn port_protocols(
+    at: &str,
+    protocol: Option<&str>,
+    app_protocol: Option<&str>,
+) -> Vec<FieldError> {
+    let mut errs: Vec<FieldError> = FieldError::check_protocol(format!("{at}.protocol"), protocol)
+        .into_iter()
+        .collect();
+    if let Some(app) = app_protocol {
         errs.extend(FieldError::invalid_all(
             &format!("{at}.appProtocol"),
             app,

@@ -191,17 +191,11 @@ fn validate_ports(ports: &[EndpointPort]) -> Vec<FieldError> {
         if !names.insert(name) {
             errs.push(FieldError::duplicate(format!("{at}.name"), name));
         }
-        errs.extend(FieldError::check_protocol(
-            format!("{at}.protocol"),
+        errs.extend(crate::endpoints::port_protocols(
+            &at,
             p.protocol.as_deref(),
+            p.app_protocol.as_deref(),
         ));
-        if let Some(app) = &p.app_protocol {
-            errs.extend(FieldError::invalid_all(
-                &format!("{at}.appProtocol"),
-                app,
-                format::is_qualified_name(app),
-            ));
-        }
     }
     errs
 }

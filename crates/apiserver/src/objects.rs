@@ -876,8 +876,6 @@ fn is_graceful_pod(res: &Resource, obj: &Value) -> bool {
             .is_some_and(|g| g > 0)
 }
 
-/// Defaults and validates a LoadBalancerIPPool write, and keeps `metadata.generation` as kube-apiserver
-/// keeps it for custom resources with a status subresource: 1 on create, +1 on each spec change.
 /// Defaults and validates an EndpointSlice or Endpoints object as kube-apiserver does. One exception: this
 /// server's own `default/kubernetes` endpoints may carry a loopback address (an API server bound to 127.0.0.1
 /// for local use), which kube-apiserver's reconciler would refuse to publish.
@@ -913,6 +911,8 @@ where
     serde_json::to_value(typed).map_err(ApiError::internal)
 }
 
+/// Defaults and validates a LoadBalancerIPPool write, and keeps `metadata.generation` as kube-apiserver
+/// keeps it for custom resources with a status subresource: 1 on create, +1 on each spec change.
 fn prepare_pool(
     res: &Resource,
     obj: Value,

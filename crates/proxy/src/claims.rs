@@ -139,7 +139,6 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
         }
     }
 
-    /// Whether more than one owner claims `key` with different values.
     /// `owner`'s claim on `key`, whether or not it is the active one.
     pub fn claimed(&self, key: &K, owner: OwnerId) -> Option<&V> {
         match self.map.get(key)? {
@@ -148,6 +147,7 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> ClaimMap<K, V> {
         }
     }
 
+    /// Whether more than one owner claims `key` with different values.
     pub fn conflicted(&self, key: &K) -> bool {
         match self.map.get(key) {
             Some(Claims::Many(list)) => list.iter().any(|c| c.value != list[0].value),

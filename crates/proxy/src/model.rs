@@ -375,10 +375,10 @@ impl ProxyModel {
 
     /// Every active element, sorted by set then key.
     pub fn elements(&self) -> Vec<(Element, Value)> {
-        let mut out: Vec<(Element, Value)> =
-            self.elements.active().map(|(e, v)| (*e, *v)).collect();
-        out.sort();
-        out
+        self.elements_sorted()
+            .into_iter()
+            .map(|(e, v)| (*e, *v))
+            .collect()
     }
 
     /// [`ProxyModel::elements`] without copying them (a full sync walks 130k at 10k Services).

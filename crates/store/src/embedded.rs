@@ -3,7 +3,7 @@
 //! own revision and its own compare outcome, but many share one fsync. A transaction is acknowledged
 //! only after the commit that holds it returned, so an acknowledged write survives `kill -9`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -281,21 +281,21 @@ fn apply_txn(
 }
 
 /// Events after `after` under `prefix` from the log, and the revision the read saw.
+/// A revision counter kept in the meta table (0 before the first write), read in `r`'s snapshot.
+fn read_meta(r: &redb::ReadTransaction, key: &str) -> Result<Revision, StoreError> {
+    let meta = r.open_table(META).map_err(backend)?;
+    let value = meta.get(key).map_err(backend)?.map_or(0, |v| v.value());
+    Ok(value)
+}
+
 fn read_log(
     db: &Database,
     prefix: &str,
     after: Revision,
 ) -> Result<(VecDeque<Event>, Revision), StoreError> {
     let r = db.begin_read().map_err(backend)?;
-    let meta = r.open_table(META).map_err(backend)?;
-    let current = meta
-        .get(META_REVISION)
-        .map_err(backend)?
-        .map_or(0, |v| v.value());
-    let compacted = meta
-        .get(META_COMPACTED)
-        .map_err(backend)?
-        .map_or(0, |v| v.value());
+    let current = read_meta(&r, META_REVISION)?;
+    let compacted = read_meta(&r, META_COMPACTED)?;
     if after < compacted {
         return Err(StoreError::Compacted {
             requested: after,
@@ -325,11 +325,7 @@ fn range_at(
     revision: Revision,
 ) -> Result<RangeResult, StoreError> {
     let r = db.begin_read().map_err(backend)?;
-    let meta = r.open_table(META).map_err(backend)?;
-    let compacted = meta
-        .get(META_COMPACTED)
-        .map_err(backend)?
-        .map_or(0, |v| v.value());
+    let compacted = read_meta(&r, META_COMPACTED)?;
     if revision <= compacted {
         return Err(StoreError::Compacted {
             requested: revision,
@@ -347,10 +343,6 @@ fn range_at(
             then.insert(ev.kv.key, ev.prev);
         }
     }
-    let restored: BTreeMap<String, KeyValue> = then
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-        .collect();
     let kv = r.open_table(KV).map_err(backend)?;
     let start = start_after.unwrap_or(prefix);
     let mut current = Vec::new();
@@ -369,7 +361,8 @@ fn range_at(
             break;
         }
     }
-    let mut merged: Vec<KeyValue> = current.into_iter().chain(restored.into_values()).collect();
+    let restored = then.into_values().flatten();
+    let mut merged: Vec<KeyValue> = current.into_iter().chain(restored).collect();
     merged.sort_by(|a, b| a.key.cmp(&b.key));
     let more = limit > 0 && merged.len() > limit;
     if more {
@@ -455,12 +448,7 @@ impl Store for EmbeddedStore {
         let start_after = start_after.map(str::to_string);
         tokio::task::spawn_blocking(move || {
             let r = db.begin_read().map_err(backend)?;
-            let revision = r
-                .open_table(META)
-                .map_err(backend)?
-                .get(META_REVISION)
-                .map_err(backend)?
-                .map_or(0, |v| v.value());
+            let revision = read_meta(&r, META_REVISION)?;
             let kv = r.open_table(KV).map_err(backend)?;
             let start = start_after.as_deref().unwrap_or(prefix.as_str());
             let mut out = RangeResult {
